@@ -1,0 +1,250 @@
+//! Attributes: named, single- or multi-valued user data, and how values are
+//! normalised for comparison.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Longest attribute name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest single attribute value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 4096;
+/// Most values a multi-valued attribute may hold.
+pub const MAX_VALUES: usize = 256;
+
+/// The name of a local attribute, such as `email` or `given_name`.
+///
+/// Names start with an ASCII letter and continue with ASCII letters, digits,
+/// `_`, `-` or `.`; at most [`MAX_NAME_LEN`] characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
+pub struct AttributeName(String);
+
+impl AttributeName {
+    /// Parses a name, rejecting anything outside the allowed alphabet.
+    pub fn new(name: impl Into<String>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        let mut chars = name.chars();
+        let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if valid_start && valid_rest && name.len() <= MAX_NAME_LEN {
+            Ok(Self(name))
+        } else {
+            Err(ConfigError::InvalidAttributeName(name))
+        }
+    }
+
+    /// A name known to be valid at compile time (used for the standard schema).
+    pub(crate) fn known(name: &'static str) -> Self {
+        Self(name.to_owned())
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AttributeName {
+    type Error = ConfigError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<AttributeName> for String {
+    fn from(value: AttributeName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for AttributeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// Ordering, equality and hashing are those of the inner `String`, so
+// borrowing as `str` is consistent and maps can be searched by `&str`.
+impl std::borrow::Borrow<str> for AttributeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for AttributeName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+/// The value of an attribute: one string, or several.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AttributeValue {
+    /// A single-valued attribute.
+    Single(String),
+    /// A multi-valued attribute, in the order received.
+    Multi(Vec<String>),
+}
+
+impl AttributeValue {
+    /// The values as a slice, whatever the arity.
+    pub fn values(&self) -> &[String] {
+        match self {
+            Self::Single(value) => std::slice::from_ref(value),
+            Self::Multi(values) => values,
+        }
+    }
+
+    /// The value when there is exactly one.
+    pub fn single(&self) -> Option<&str> {
+        match self.values() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for AttributeValue {
+    fn from(value: &str) -> Self {
+        Self::Single(value.to_owned())
+    }
+}
+
+/// How values of an attribute are made comparable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    /// Surrounding white space is ignored; case matters.
+    Exact,
+    /// Surrounding white space and case are ignored (usernames, emails).
+    CaseInsensitive,
+}
+
+impl Normalization {
+    /// The comparable form of `value`.
+    pub fn apply(self, value: &str) -> String {
+        let trimmed = value.trim();
+        match self {
+            Self::Exact => trimmed.to_owned(),
+            Self::CaseInsensitive => trimmed.to_lowercase(),
+        }
+    }
+}
+
+/// A set of attributes, by name. Ordered, so that output is deterministic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attributes(BTreeMap<AttributeName, AttributeValue>);
+
+impl Attributes {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&AttributeValue> {
+        self.0.get(name)
+    }
+
+    /// Sets `name` to `value`, replacing any previous value.
+    pub fn insert(&mut self, name: AttributeName, value: AttributeValue) {
+        self.0.insert(name, value);
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &AttributeName) -> Option<AttributeValue> {
+        self.0.remove(name)
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &AttributeName) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&AttributeName, &AttributeValue)> {
+        self.0.iter()
+    }
+
+    /// The names in order.
+    pub fn names(&self) -> impl Iterator<Item = &AttributeName> {
+        self.0.keys()
+    }
+
+    /// How many attributes there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps only the attributes for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&AttributeName) -> bool) {
+        self.0.retain(|name, _| keep(name));
+    }
+}
+
+impl FromIterator<(AttributeName, AttributeValue)> for Attributes {
+    fn from_iter<T: IntoIterator<Item = (AttributeName, AttributeValue)>>(iter: T) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Attributes {
+    type Item = (AttributeName, AttributeValue);
+    type IntoIter = std::collections::btree_map::IntoIter<AttributeName, AttributeValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_name(input: &str, valid: bool) {
+        assert_eq!(AttributeName::new(input).is_ok(), valid, "{input:?}");
+    }
+
+    #[test]
+    fn attribute_names() {
+        check_name("email", true);
+        check_name("employee.id", true);
+        check_name("given_name", true);
+        check_name("x", true);
+        check_name("", false);
+        check_name("1st", false);
+        check_name("has space", false);
+        check_name("é", false);
+        check_name(&"a".repeat(MAX_NAME_LEN), true);
+        check_name(&"a".repeat(MAX_NAME_LEN + 1), false);
+    }
+
+    #[test]
+    fn normalisation_trims_and_folds_case_only_when_asked() {
+        assert_eq!(Normalization::CaseInsensitive.apply("  Alice@Example.COM "), "alice@example.com");
+        assert_eq!(Normalization::Exact.apply("  Alice "), "Alice");
+    }
+
+    #[test]
+    fn values_serialize_as_string_or_array() -> Result<(), serde_json::Error> {
+        let attrs: Attributes = serde_json::from_str(r#"{"email":"a@b.c","groups":["x","y"]}"#)?;
+        assert_eq!(attrs.get("email").and_then(AttributeValue::single), Some("a@b.c"));
+        assert_eq!(attrs.get("groups").map(AttributeValue::values), Some(&["x".to_owned(), "y".to_owned()][..]));
+        assert_eq!(serde_json::to_string(&attrs)?, r#"{"email":"a@b.c","groups":["x","y"]}"#);
+        Ok(())
+    }
+}

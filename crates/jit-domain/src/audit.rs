@@ -1,0 +1,93 @@
+//! The provisioning audit trail: what happened to local accounts, and why.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::attribute::AttributeName;
+use crate::connection::ConnectionName;
+use crate::provisioning::{Decision, MatchedRule, Refusal};
+use crate::user::{Subject, UserId};
+
+/// What a provisioning event did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AuditAction {
+    /// A local account was created.
+    Created,
+    /// The identity was linked to an existing account.
+    Linked {
+        /// The rule that matched.
+        rule: MatchedRule,
+        /// Attributes the sync changed.
+        changed: BTreeSet<AttributeName>,
+    },
+    /// A returning user's attributes changed.
+    Synced {
+        /// Attributes the sync changed.
+        changed: BTreeSet<AttributeName>,
+    },
+    /// The sign-in was refused.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+    },
+}
+
+impl AuditAction {
+    /// The event for `decision`, if it is worth recording: pass-throughs and
+    /// sign-ins that changed nothing are not.
+    pub fn for_decision(decision: &Decision) -> Option<Self> {
+        match decision {
+            Decision::PassThrough { .. } => None,
+            Decision::SignIn { update, .. } if update.is_empty() => None,
+            Decision::SignIn { update, .. } => Some(Self::Synced { changed: update.changed.clone() }),
+            Decision::Link { matched, update, .. } => {
+                Some(Self::Linked { rule: matched.clone(), changed: update.changed.clone() })
+            }
+            Decision::Create { .. } => Some(Self::Created),
+            Decision::Refuse(refusal) => Some(Self::Refused { refusal: refusal.clone() }),
+        }
+    }
+
+    /// `created`, `linked`, `synced` or `refused`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Linked { .. } => "linked",
+            Self::Synced { .. } => "synced",
+            Self::Refused { .. } => "refused",
+        }
+    }
+}
+
+/// One entry of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Through which connection.
+    pub connection: ConnectionName,
+    /// The IdP's subject.
+    pub subject: Subject,
+    /// The local account concerned, if any.
+    pub user: Option<UserId>,
+    /// What happened.
+    #[serde(flatten)]
+    pub action: AuditAction,
+}
+
+/// Which events to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events about this user.
+    pub user: Option<UserId>,
+    /// Only events through this connection.
+    pub connection: Option<ConnectionName>,
+    /// At most this many, newest first.
+    pub limit: u64,
+}

@@ -1,0 +1,243 @@
+//! Claim mapping: from an IdP's claim names and JSON values to local
+//! attributes.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::attribute::{AttributeName, AttributeValue, Attributes};
+use crate::error::{ConfigError, MappingError};
+use crate::schema::{AttributeSchema, EMAIL, USERNAME, is_system};
+
+/// The claim that says whether the IdP verified the email address.
+pub const EMAIL_VERIFIED_CLAIM: &str = "email_verified";
+/// Longest claim name accepted.
+pub const MAX_CLAIM_NAME_LEN: usize = 256;
+
+/// Claims mapped when a connection configures nothing: the OpenID Connect
+/// standard claims onto the attributes of the same name, and
+/// `preferred_username` onto `username`.
+const STANDARD_MAPPINGS: &[(&str, &str)] = &[
+    ("preferred_username", USERNAME),
+    ("email", EMAIL),
+    ("name", "name"),
+    ("given_name", "given_name"),
+    ("family_name", "family_name"),
+    ("middle_name", "middle_name"),
+    ("nickname", "nickname"),
+    ("profile", "profile"),
+    ("picture", "picture"),
+    ("website", "website"),
+    ("gender", "gender"),
+    ("birthdate", "birthdate"),
+    ("zoneinfo", "zoneinfo"),
+    ("locale", "locale"),
+    ("phone_number", "phone_number"),
+    ("groups", "groups"),
+    ("roles", "roles"),
+];
+
+/// The result of mapping an IdP's claims.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MappedClaims {
+    /// The local attributes.
+    pub attributes: Attributes,
+    /// Whether the IdP marked the email as verified.
+    pub email_verified: bool,
+}
+
+/// Which claim becomes which local attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimMapping {
+    entries: BTreeMap<String, AttributeName>,
+}
+
+impl ClaimMapping {
+    /// The standard OpenID Connect mapping.
+    pub fn standard() -> Self {
+        let entries = STANDARD_MAPPINGS
+            .iter()
+            .map(|(claim, attribute)| ((*claim).to_owned(), AttributeName::known(attribute)))
+            .collect();
+        Self { entries }
+    }
+
+    /// This mapping with `overrides` added; an override for a claim replaces
+    /// its standard mapping, and a standard claim whose attribute is now
+    /// taken by an override is dropped, so one attribute has one source.
+    pub fn with_overrides(mut self, overrides: &BTreeMap<String, AttributeName>) -> Self {
+        let overridden: Vec<&AttributeName> = overrides.values().collect();
+        self.entries.retain(|claim, attribute| overrides.contains_key(claim) || !overridden.contains(&&*attribute));
+        self.entries.extend(overrides.iter().map(|(c, a)| (c.clone(), a.clone())));
+        self
+    }
+
+    /// The claim → attribute pairs.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &AttributeName)> {
+        self.entries.iter().map(|(claim, attribute)| (claim.as_str(), attribute))
+    }
+
+    /// Checks every target against the schema: known, not a system
+    /// attribute, and not the target of two claims.
+    pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
+        let mut sources: BTreeMap<&AttributeName, &str> = BTreeMap::new();
+        for (claim, attribute) in &self.entries {
+            if claim.is_empty() || claim.len() > MAX_CLAIM_NAME_LEN {
+                return Err(ConfigError::InvalidClaimName(claim.clone()));
+            }
+            if is_system(attribute.as_str()) {
+                return Err(ConfigError::SystemAttribute(attribute.clone()));
+            }
+            schema.require(attribute)?;
+            if let Some(first) = sources.insert(attribute, claim) {
+                return Err(ConfigError::DuplicateMappingTarget {
+                    attribute: attribute.clone(),
+                    first: first.to_owned(),
+                    second: claim.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps `claims` (an ID token's or userinfo's JSON object) to attributes.
+    /// Absent and `null` claims are skipped; strings, numbers and booleans
+    /// become strings; arrays of those become multiple values. Values are
+    /// checked against the schema (arity, size).
+    pub fn map(&self, claims: &Map<String, Value>, schema: &AttributeSchema) -> Result<MappedClaims, MappingError> {
+        let mut attributes = Attributes::new();
+        for (claim, attribute) in &self.entries {
+            let Some(value) = claims.get(claim) else { continue };
+            let unsupported = || MappingError::UnsupportedValue { claim: claim.clone(), attribute: attribute.clone() };
+            let Some(values) = json_values(value).map_err(|()| unsupported())? else { continue };
+            let multi = schema.get(attribute.as_str()).is_some_and(|d| d.multi_valued);
+            let value = match (multi, values.len()) {
+                (_, 0) => continue,
+                (false, 1) => AttributeValue::Single(values.into_iter().next().unwrap_or_default()),
+                _ => AttributeValue::Multi(values),
+            };
+            attributes.insert(attribute.clone(), value);
+        }
+        schema.check(&attributes).map_err(|source| {
+            let claim = match &source {
+                ConfigError::NotSingleValued(a)
+                | ConfigError::TooManyValues(a)
+                | ConfigError::ValueTooLong(a)
+                | ConfigError::EmptyUniqueValue(a) => self.claim_of(a),
+                _ => None,
+            };
+            MappingError::Invalid { claim: claim.unwrap_or_default(), source }
+        })?;
+        Ok(MappedClaims { attributes, email_verified: email_verified(claims) })
+    }
+
+    fn claim_of(&self, attribute: &AttributeName) -> Option<String> {
+        self.entries.iter().find(|(_, a)| *a == attribute).map(|(c, _)| c.clone())
+    }
+}
+
+/// `email_verified` as a boolean. Some IdPs send the string `"true"`; any
+/// other value, or none, means unverified.
+pub fn email_verified(claims: &Map<String, Value>) -> bool {
+    match claims.get(EMAIL_VERIFIED_CLAIM) {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(verified)) => verified.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// The string values of a claim: `Ok(None)` for `null`, `Err(())` for
+/// objects (or arrays holding objects or arrays).
+fn json_values(value: &Value) -> Result<Option<Vec<String>>, ()> {
+    fn scalar(value: &Value) -> Result<Option<String>, ()> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Bool(b) => Ok(Some(b.to_string())),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            Value::Array(_) | Value::Object(_) => Err(()),
+        }
+    }
+    match value {
+        Value::Array(items) => {
+            let values: Result<Vec<Option<String>>, ()> = items.iter().map(scalar).collect();
+            Ok(Some(values?.into_iter().flatten().collect()))
+        }
+        other => Ok(scalar(other)?.map(|v| vec![v])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(mapping: &ClaimMapping, claims: Value) -> Result<MappedClaims, MappingError> {
+        let Value::Object(claims) = claims else { unreachable!() };
+        mapping.map(&claims, &AttributeSchema::standard())
+    }
+
+    fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, AttributeName> {
+        pairs.iter().map(|(c, a)| ((*c).to_owned(), AttributeName::new(*a).unwrap())).collect()
+    }
+
+    #[test]
+    fn standard_claims_map_by_default() {
+        let mapped = map(
+            &ClaimMapping::standard(),
+            json!({"sub": "x", "preferred_username": "alice", "email": "Alice@Example.com",
+                   "email_verified": true, "groups": ["a", "b"], "given_name": null, "unmapped": 1}),
+        )
+        .unwrap();
+        let expected: Attributes =
+            serde_json::from_value(json!({"username": "alice", "email": "Alice@Example.com", "groups": ["a", "b"]}))
+                .unwrap();
+        assert_eq!(mapped.attributes, expected);
+        assert!(mapped.email_verified);
+    }
+
+    #[test]
+    fn email_verified_forms() {
+        let check = |claims: Value, expected: bool| {
+            let Value::Object(claims) = claims else { unreachable!() };
+            assert_eq!(email_verified(&claims), expected);
+        };
+        check(json!({"email_verified": true}), true);
+        check(json!({"email_verified": "TRUE"}), true);
+        check(json!({"email_verified": false}), false);
+        check(json!({"email_verified": "yes"}), false);
+        check(json!({}), false);
+    }
+
+    #[test]
+    fn overrides_replace_and_extend() {
+        let mapping = ClaimMapping::standard().with_overrides(&overrides(&[("upn", "email"), ("dept", "groups")]));
+        let mapped = map(&mapping, json!({"email": "ignored@x", "upn": "a@corp", "dept": "r&d", "roles": 7})).unwrap();
+        let expected: Attributes =
+            serde_json::from_value(json!({"email": "a@corp", "groups": ["r&d"], "roles": ["7"]})).unwrap();
+        assert_eq!(mapped.attributes, expected);
+        assert!(mapping.validate(&AttributeSchema::standard()).is_ok());
+    }
+
+    #[test]
+    fn invalid_mappings_are_reported() {
+        let schema = AttributeSchema::standard();
+        let check = |pairs: &[(&str, &str)]| {
+            ClaimMapping::standard().with_overrides(&overrides(pairs)).validate(&schema).map_err(|e| e.to_string())
+        };
+        assert!(check(&[("x", "shoe_size")]).is_err_and(|e| e.contains("unknown attribute")));
+        assert!(check(&[("x", "totp_secret")]).is_err_and(|e| e.contains("system attribute")));
+        assert!(check(&[("", "name")]).is_err_and(|e| e.contains("claim name")));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mapping = ClaimMapping::standard();
+        assert!(matches!(map(&mapping, json!({"email": {"a": 1}})), Err(MappingError::UnsupportedValue { .. })));
+        assert!(matches!(
+            map(&mapping, json!({"email": ["a@x", "b@x"]})),
+            Err(MappingError::Invalid { ref claim, .. }) if claim == "email"
+        ));
+        assert!(map(&mapping, json!({"name": "x".repeat(5000)})).is_err());
+    }
+}

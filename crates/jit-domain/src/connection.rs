@@ -1,0 +1,363 @@
+//! Connections to external IdPs and their Just-in-Time provisioning policy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attribute::AttributeName;
+use crate::claims::ClaimMapping;
+use crate::error::ConfigError;
+use crate::schema::{AttributeSchema, EMAIL, is_system};
+
+/// Longest connection name accepted.
+pub const MAX_CONNECTION_NAME_LEN: usize = 64;
+
+/// A connection's name: it appears in URLs (`fidp=`, the callback path), so
+/// it is restricted to lowercase ASCII letters, digits, `-` and `_`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
+pub struct ConnectionName(String);
+
+impl ConnectionName {
+    /// Validates a name. Names that read as built-in step options (`local`,
+    /// `totp`, `email_otp`, in any case) are reserved.
+    pub fn new(value: impl Into<String>) -> Result<Self, ConfigError> {
+        let value = value.into();
+        let mut chars = value.chars();
+        let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            && value.len() <= MAX_CONNECTION_NAME_LEN;
+        if !ok {
+            return Err(ConfigError::InvalidConnectionName(value));
+        }
+        if ["local", "totp", "email_otp"].contains(&value.as_str()) {
+            return Err(ConfigError::ReservedConnectionName(value));
+        }
+        Ok(Self(value))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConnectionName {
+    type Error = ConfigError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<ConnectionName> for String {
+    fn from(value: ConnectionName) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for ConnectionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How attributes of an existing local account follow what the IdP sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SyncMethod {
+    /// The local attributes become exactly the received ones (system
+    /// attributes excepted).
+    #[default]
+    OverrideAll,
+    /// Received attributes overwrite; local ones the IdP did not send stay.
+    PreserveLocal,
+    /// Nothing changes.
+    None,
+}
+
+/// "Federated attribute X equals local attribute Y".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkRule {
+    /// The attribute as mapped from the IdP's claims.
+    pub federated: AttributeName,
+    /// The local attribute it must equal; must be unique.
+    pub local: AttributeName,
+}
+
+impl LinkRule {
+    /// The rule used when linking is on and no rules are configured:
+    /// email equals email.
+    pub fn default_email() -> Self {
+        Self { federated: AttributeName::known(EMAIL), local: AttributeName::known(EMAIL) }
+    }
+
+    /// Whether the rule compares emails, so that it may only link on a
+    /// verified (or trusted) email.
+    pub fn involves_email(&self) -> bool {
+        self.federated.as_str() == EMAIL || self.local.as_str() == EMAIL
+    }
+}
+
+/// Local account linking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkingPolicy {
+    /// Whether a first login is matched against existing local accounts.
+    pub enabled: bool,
+    /// The first match rule and, optionally, the fallback rule. Empty means
+    /// "match on email".
+    pub rules: Vec<LinkRule>,
+    /// Refuse the sign-in instead of creating an account when a first login
+    /// finds no local account (whether or not linking is enabled).
+    pub skip_provisioning_without_match: bool,
+}
+
+impl Default for LinkingPolicy {
+    fn default() -> Self {
+        Self { enabled: true, rules: Vec::new(), skip_provisioning_without_match: false }
+    }
+}
+
+impl LinkingPolicy {
+    /// The rules in evaluation order (the default email rule when none are
+    /// configured).
+    pub fn effective_rules(&self) -> Vec<LinkRule> {
+        if self.rules.is_empty() { vec![LinkRule::default_email()] } else { self.rules.clone() }
+    }
+}
+
+/// A connection's Just-in-Time provisioning policy.
+///
+/// The defaults reproduce "updates the existing local account created with
+/// the same email address, or creates a user profile": JIT on, linking on
+/// with the email rule (verified emails only), sync override all.
+/// Fields left out of a JSON document take these defaults too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JitPolicy {
+    /// Whether local accounts are created, linked and updated at all.
+    pub enabled: bool,
+    /// How an existing account's attributes follow the IdP.
+    pub sync_method: SyncMethod,
+    /// Link on emails the IdP did not mark verified.
+    pub trust_email: bool,
+    /// Local account linking.
+    pub linking: LinkingPolicy,
+}
+
+impl Default for JitPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sync_method: SyncMethod::OverrideAll,
+            trust_email: false,
+            linking: LinkingPolicy::default(),
+        }
+    }
+}
+
+impl JitPolicy {
+    /// Checks the rules against the schema: at most two, known attributes,
+    /// and unique local targets.
+    pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
+        if self.linking.rules.len() > 2 {
+            return Err(ConfigError::TooManyLinkRules(self.linking.rules.len()));
+        }
+        for rule in &self.linking.rules {
+            for name in [&rule.federated, &rule.local] {
+                if is_system(name.as_str()) {
+                    return Err(ConfigError::SystemAttribute(name.clone()));
+                }
+                schema.require(name)?;
+            }
+            if !schema.is_unique(rule.local.as_str()) {
+                return Err(ConfigError::NonUniqueLinkTarget(rule.local.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The protocol a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Protocol {
+    /// OpenID Connect.
+    #[default]
+    Oidc,
+}
+
+/// How we authenticate to an IdP's token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TokenAuthMethod {
+    /// HTTP Basic (`client_secret_basic`).
+    #[default]
+    ClientSecretBasic,
+    /// In the form body (`client_secret_post`).
+    ClientSecretPost,
+}
+
+/// Settings of an OpenID Connect connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OidcSettings {
+    /// The IdP's issuer identifier (discovery starts here).
+    pub issuer: String,
+    /// Our client id at the IdP.
+    pub client_id: String,
+    /// Our client secret at the IdP (never logged, never returned by the API).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes to request; `openid` is always added.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Token endpoint authentication.
+    #[serde(default)]
+    pub token_auth_method: TokenAuthMethod,
+    /// ID token signature algorithms accepted (empty: the client's safe
+    /// default of asymmetric algorithms). `none` is never accepted.
+    #[serde(default)]
+    pub allowed_algorithms: Vec<String>,
+    /// Whether to fetch userinfo after the token exchange.
+    #[serde(default = "yes")]
+    pub fetch_userinfo: bool,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            scopes: Vec::new(),
+            token_auth_method: TokenAuthMethod::default(),
+            allowed_algorithms: Vec::new(),
+            fetch_userinfo: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A connection to an external IdP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Connection {
+    /// Unique name (used in URLs).
+    pub name: ConnectionName,
+    /// Shown on the sign-in page.
+    pub display_name: String,
+    /// The protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// OpenID Connect settings.
+    pub oidc: OidcSettings,
+    /// Claim-to-attribute mappings added to (or replacing) the standard ones.
+    #[serde(default)]
+    pub claim_mappings: BTreeMap<String, AttributeName>,
+    /// The JIT policy.
+    #[serde(default)]
+    pub jit: JitPolicy,
+}
+
+impl Connection {
+    /// The effective claim mapping: the standard OpenID Connect claims,
+    /// overridden and extended by this connection's mappings.
+    pub fn claim_mapping(&self) -> ClaimMapping {
+        ClaimMapping::standard().with_overrides(&self.claim_mappings)
+    }
+
+    /// Validates the mappings and the JIT policy against the schema.
+    pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
+        self.claim_mapping().validate(schema)?;
+        self.jit.validate(schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::Normalization;
+    use crate::schema::AttributeDefinition;
+
+    fn rule(federated: &str, local: &str) -> LinkRule {
+        LinkRule { federated: AttributeName::new(federated).unwrap(), local: AttributeName::new(local).unwrap() }
+    }
+
+    fn policy_with(rules: Vec<LinkRule>) -> JitPolicy {
+        JitPolicy { linking: LinkingPolicy { rules, ..LinkingPolicy::default() }, ..JitPolicy::default() }
+    }
+
+    #[test]
+    fn new_connection_defaults_follow_the_seed() {
+        // "updates the existing local account created with the same email
+        // address or if a new user, creates a user profile"
+        let policy = JitPolicy::default();
+        assert!(policy.enabled);
+        assert!(policy.linking.enabled);
+        assert!(!policy.linking.skip_provisioning_without_match);
+        assert!(!policy.trust_email);
+        assert_eq!(policy.sync_method, SyncMethod::OverrideAll);
+        assert_eq!(policy.linking.effective_rules(), vec![LinkRule::default_email()]);
+    }
+
+    #[test]
+    fn rule_targets_must_be_unique_and_known() {
+        let schema = AttributeSchema::standard();
+        let check = |rules: Vec<LinkRule>| policy_with(rules).validate(&schema).map_err(|e| e.to_string());
+        assert!(check(vec![rule("email", "email")]).is_ok());
+        assert!(check(vec![rule("email", "email"), rule("username", "username")]).is_ok());
+        assert!(check(vec![rule("given_name", "given_name")]).is_err_and(|e| e.contains("not unique")));
+        assert!(check(vec![rule("email", "shoe_size")]).is_err_and(|e| e.contains("unknown attribute")));
+        assert!(check(vec![rule("email", "email"); 3]).is_err_and(|e| e.contains("at most two")));
+        assert!(check(vec![rule("email", "password")]).is_err_and(|e| e.contains("system attribute")));
+    }
+
+    #[test]
+    fn declared_unique_attributes_can_be_link_targets() {
+        let schema = AttributeSchema::standard()
+            .declare(AttributeDefinition {
+                name: AttributeName::new("employee_id").unwrap(),
+                unique: true,
+                multi_valued: false,
+                normalization: Normalization::Exact,
+            })
+            .unwrap();
+        assert!(policy_with(vec![rule("employee_id", "employee_id")]).validate(&schema).is_ok());
+    }
+
+    #[test]
+    fn connection_names() {
+        let check = |input: &str, ok: bool| assert_eq!(ConnectionName::new(input).is_ok(), ok, "{input:?}");
+        check("google", true);
+        check("corp-idp_2", true);
+        check("Google", false);
+        check("", false);
+        check("a/b", false);
+        check("local", false);
+        check("totp", false);
+        check(&"a".repeat(65), false);
+    }
+
+    #[test]
+    fn policy_json_shape() {
+        let json = r#"{"enabled":true,"sync_method":"preserve_local","trust_email":false,
+            "linking":{"enabled":true,"rules":[{"federated":"email","local":"email"}],
+            "skip_provisioning_without_match":true}}"#;
+        let policy: JitPolicy = serde_json::from_str(json).unwrap();
+        assert_eq!(policy.sync_method, SyncMethod::PreserveLocal);
+        assert!(policy.linking.skip_provisioning_without_match);
+    }
+}

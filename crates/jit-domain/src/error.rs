@@ -1,0 +1,99 @@
+//! Errors of the domain: configuration that does not validate, and claims
+//! that cannot be mapped. Messages are written for the administrator who has
+//! to fix them.
+
+use crate::attribute::AttributeName;
+
+/// A connection, application or attribute definition that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A name outside the allowed alphabet.
+    #[error(
+        "invalid attribute name {0:?}: use an ASCII letter followed by letters, digits, '_', '-' or '.', at most 64 characters"
+    )]
+    InvalidAttributeName(String),
+    /// A name the schema does not define.
+    #[error("unknown attribute {0:?}: declare it in the attribute schema or use a standard attribute")]
+    UnknownAttribute(AttributeName),
+    /// A system attribute used where only user attributes may be.
+    #[error("attribute {0:?} is a system attribute: it cannot be mapped, declared or set from claims")]
+    SystemAttribute(AttributeName),
+    /// `username` or `email` redeclared.
+    #[error("attribute {0:?} is built in and cannot be redeclared")]
+    BuiltInAttribute(AttributeName),
+    /// A unique attribute declared multi-valued.
+    #[error("attribute {0:?} cannot be both unique and multi-valued")]
+    UniqueMultiValued(AttributeName),
+    /// Several values for a single-valued attribute.
+    #[error("attribute {0:?} takes a single value")]
+    NotSingleValued(AttributeName),
+    /// Too many values.
+    #[error("attribute {0:?} has more than {max} values", max = crate::attribute::MAX_VALUES)]
+    TooManyValues(AttributeName),
+    /// A value over the size limit.
+    #[error("a value of attribute {0:?} is longer than {max} bytes", max = crate::attribute::MAX_VALUE_LEN)]
+    ValueTooLong(AttributeName),
+    /// A blank value for a unique attribute.
+    #[error("attribute {0:?} is unique and cannot be blank")]
+    EmptyUniqueValue(AttributeName),
+    /// A linking rule aimed at a local attribute that several users may share.
+    #[error(
+        "linking rule targets local attribute {0:?}, which is not unique: use username, email, or an attribute declared unique"
+    )]
+    NonUniqueLinkTarget(AttributeName),
+    /// More than a first and a fallback rule.
+    #[error("at most two linking rules are allowed (a first match rule and a fallback rule), got {0}")]
+    TooManyLinkRules(usize),
+    /// Two claims mapped onto one attribute.
+    #[error("claims {first:?} and {second:?} are both mapped to attribute {attribute:?}: map one claim per attribute")]
+    DuplicateMappingTarget {
+        /// The attribute.
+        attribute: AttributeName,
+        /// One claim.
+        first: String,
+        /// The other claim.
+        second: String,
+    },
+    /// A claim name that is empty or too long.
+    #[error("invalid claim name {0:?}: it must be 1 to 256 characters")]
+    InvalidClaimName(String),
+    /// A connection name outside the allowed alphabet.
+    #[error(
+        "invalid connection name {0:?}: use lowercase ASCII letters, digits and '-' or '_', starting with a letter, at most 64 characters"
+    )]
+    InvalidConnectionName(String),
+    /// A connection name that collides with a built-in step option.
+    #[error("connection name {0:?} is reserved")]
+    ReservedConnectionName(String),
+    /// A federated subject that is empty or too long.
+    #[error("invalid subject: it must be 1 to 255 characters")]
+    InvalidSubject,
+    /// A username that is empty or too long.
+    #[error("invalid username {0:?}: it must be 1 to 320 characters with no surrounding white space")]
+    InvalidUsername(String),
+}
+
+/// Claims from an IdP that cannot be turned into attributes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MappingError {
+    /// A claim of a type that has no attribute form (an object, or an array
+    /// holding objects).
+    #[error("claim {claim:?} has a value that cannot be stored in attribute {attribute:?} (objects are not supported)")]
+    UnsupportedValue {
+        /// The claim.
+        claim: String,
+        /// The attribute it maps to.
+        attribute: AttributeName,
+    },
+    /// A mapped value that breaks the schema (arity, size).
+    #[error("claim {claim:?}: {source}")]
+    Invalid {
+        /// The claim.
+        claim: String,
+        /// What is wrong.
+        #[source]
+        source: ConfigError,
+    },
+}

@@ -1,0 +1,199 @@
+//! The ports: traits that storage (`jit-store`) and, later, IdP clients
+//! implement. The rules call them; they never know which database is behind.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::application::Application;
+use crate::attribute::{AttributeName, Attributes};
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::connection::{Connection, ConnectionName};
+use crate::error::ConfigError;
+use crate::provisioning::{Decision, LookupKey, Lookups};
+use crate::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
+
+/// A storage failure, as the rules need to tell them apart.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The write lost a race with a concurrent one (a unique constraint, a
+    /// deadlock, a busy database). Deciding again on fresh data resolves it.
+    #[error("concurrent update: {0}")]
+    Conflict(String),
+    /// A value that must be unique is already taken.
+    #[error("{0} is already taken")]
+    Taken(String),
+    /// The record does not exist (any more).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored or given data breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The database failed or cannot be reached.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// A federated identity associated with a local user.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FederatedLink {
+    /// The connection.
+    pub connection: ConnectionName,
+    /// The IdP's subject.
+    pub subject: Subject,
+    /// First sign-in through it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// Latest sign-in through it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// What [`crate::provisioning::decide`] reads from the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProvisioningFacts {
+    /// The user the identity is associated with, if any.
+    pub associated: Option<LocalUser>,
+    /// The users found for each lookup key.
+    pub lookups: Lookups,
+}
+
+/// Provisioning: read what [`crate::provisioning::decide`] needs, and apply
+/// its decision atomically.
+#[async_trait]
+pub trait ProvisioningStore: Send + Sync {
+    /// The user the identity is associated with, if any.
+    async fn associated_user(
+        &self,
+        connection: &ConnectionName,
+        subject: &Subject,
+    ) -> Result<Option<LocalUser>, StoreError>;
+
+    /// Everything a decision reads, from one consistent snapshot: the
+    /// associated user and the users holding each looked-up value. (Reads
+    /// from different moments could mix "before" and "after" a concurrent
+    /// sign-in and refuse where a retry would have succeeded.)
+    async fn facts(&self, identity: &FederatedIdentity, keys: &[LookupKey]) -> Result<ProvisioningFacts, StoreError>;
+
+    /// Applies `decision` in one transaction together with its audit event,
+    /// and returns the signed-in user (none for a refusal or pass-through).
+    /// A write that loses a race fails with [`StoreError::Conflict`] and
+    /// leaves nothing behind.
+    async fn apply(
+        &self,
+        identity: &FederatedIdentity,
+        decision: &Decision,
+        now: OffsetDateTime,
+    ) -> Result<Option<LocalUser>, StoreError>;
+}
+
+/// A local user to create through the admin API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLocalUser {
+    /// Login name.
+    pub username: Username,
+    /// Profile attributes.
+    pub attributes: Attributes,
+    /// The password's PHC-format hash, if the user may sign in locally.
+    pub password_hash: Option<String>,
+}
+
+/// Local users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user; [`StoreError::Taken`] if the username or a unique
+    /// attribute value belongs to another user.
+    async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError>;
+    /// A user by id.
+    async fn user(&self, id: UserId) -> Result<Option<LocalUser>, StoreError>;
+    /// A user by username (case-insensitive).
+    async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError>;
+    /// Users whose attribute `name` has `value` (normalised as the schema says).
+    async fn find_users(&self, name: &AttributeName, value: &str, limit: u64) -> Result<Vec<LocalUser>, StoreError>;
+    /// The password hash of a user, if set.
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+    /// The federated identities associated with a user.
+    async fn federated_links(&self, id: UserId) -> Result<Vec<FederatedLink>, StoreError>;
+    /// Deletes a user with its attributes and associations; false if absent.
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+}
+
+/// Connections.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Adds a connection; [`StoreError::Taken`] if the name exists.
+    async fn create_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Replaces a connection; [`StoreError::NotFound`] if absent.
+    async fn update_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// A connection by name.
+    async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError>;
+    /// All connections, by name.
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Deletes a connection and its associations; false if absent.
+    async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError>;
+}
+
+/// Applications.
+#[async_trait]
+pub trait ApplicationStore: Send + Sync {
+    /// Adds an application; [`StoreError::Taken`] if the name or client id exists.
+    async fn create_application(&self, application: &Application, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Replaces an application (found by client id).
+    async fn update_application(&self, application: &Application, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// An application by client id.
+    async fn application(&self, client_id: &str) -> Result<Option<Application>, StoreError>;
+    /// All applications, by name.
+    async fn applications(&self) -> Result<Vec<Application>, StoreError>;
+    /// Deletes an application; false if absent.
+    async fn delete_application(&self, client_id: &str) -> Result<bool, StoreError>;
+}
+
+/// Sign-in flow state that survives across requests and server instances.
+#[async_trait]
+pub trait FlowStateStore: Send + Sync {
+    /// Stores `state` under `id` until `expires_at`.
+    async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError>;
+    /// The state under `id`, unless absent or expired at `now`.
+    async fn flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
+    /// Removes and returns the state under `id` (once only: a concurrent
+    /// second take gets `None`), unless absent or expired.
+    async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
+    /// Deletes expired states; returns how many.
+    async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// A signing key of ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// JOSE algorithm (`ES256`, `RS256`, ...).
+    pub algorithm: String,
+    /// The private key, PKCS#8 DER.
+    pub private_key_der: Vec<u8>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Whether new tokens are signed with it (retired keys stay published
+    /// until tokens signed with them expire).
+    pub active: bool,
+}
+
+/// Our token signing keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Adds a key.
+    async fn add_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+    /// All keys, newest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+    /// Marks a key as retired; false if absent.
+    async fn retire_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
+}
+
+/// The provisioning audit trail (written by [`ProvisioningStore::apply`]).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Events matching `filter`, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}

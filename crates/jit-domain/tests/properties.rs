@@ -1,0 +1,239 @@
+//! Property tests of the domain's invariants. Each runs `CASES` generated
+//! cases (proptest's default is 256; set `PROPTEST_CASES` to change it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use jit_domain::prelude::*;
+use jit_domain::schema::is_sync_protected;
+use proptest::prelude::*;
+use support::*;
+
+const CASES: u32 = 512;
+
+const NAMES: &[&str] =
+    &["email", "given_name", "phone_number", "groups", "employee_id", "username", "totp_secret", "locked"];
+const VALUES: &[&str] = &["a@x", "A@X", "b@x", "E-1", "E-2", "ann", "bob", " ann "];
+
+fn name() -> impl Strategy<Value = AttributeName> {
+    proptest::sample::select(NAMES).prop_map(|n| AttributeName::new(n).unwrap())
+}
+
+fn value() -> impl Strategy<Value = AttributeValue> {
+    let single = proptest::sample::select(VALUES).prop_map(AttributeValue::from);
+    let multi = proptest::collection::vec(proptest::sample::select(VALUES).prop_map(str::to_owned), 0..3)
+        .prop_map(AttributeValue::Multi);
+    prop_oneof![4 => single, 1 => multi]
+}
+
+fn attributes() -> impl Strategy<Value = Attributes> {
+    proptest::collection::btree_map(name(), value(), 0..6).prop_map(|m| m.into_iter().collect())
+}
+
+/// Received attributes that are single-valued (as claim mapping produces for
+/// single-valued attributes).
+fn received() -> impl Strategy<Value = Attributes> {
+    proptest::collection::btree_map(name(), proptest::sample::select(VALUES).prop_map(AttributeValue::from), 0..6)
+        .prop_map(|m| m.into_iter().collect())
+}
+
+fn method() -> impl Strategy<Value = SyncMethod> {
+    prop_oneof![Just(SyncMethod::OverrideAll), Just(SyncMethod::PreserveLocal), Just(SyncMethod::None)]
+}
+
+fn policy() -> impl Strategy<Value = JitPolicy> {
+    let rule_sets = proptest::sample::select(vec![
+        vec![],
+        vec![("email", "email")],
+        vec![("employee_id", "employee_id")],
+        vec![("employee_id", "employee_id"), ("email", "email")],
+        vec![("username", "username"), ("email", "email")],
+    ]);
+    (any::<bool>(), method(), any::<bool>(), any::<bool>(), rule_sets, any::<bool>()).prop_map(
+        |(enabled, sync_method, trust_email, linking, rules, skip)| JitPolicy {
+            enabled,
+            sync_method,
+            trust_email,
+            linking: LinkingPolicy {
+                enabled: linking,
+                rules: rules.into_iter().map(|(f, l)| rule(f, l)).collect(),
+                skip_provisioning_without_match: skip,
+            },
+        },
+    )
+}
+
+/// A small world of users whose values often collide, so that matches,
+/// ambiguity and taken values all occur.
+fn world() -> impl Strategy<Value = Vec<LocalUser>> {
+    proptest::collection::vec((proptest::sample::select(&["ann", "bob", "cy"][..]), received()), 0..4).prop_map(
+        |users| {
+            users
+                .into_iter()
+                .enumerate()
+                .map(|(i, (username, mut attributes))| {
+                    attributes.retain(|n| !is_sync_protected(n.as_str()));
+                    LocalUser {
+                        id: UserId(uuid::Uuid::from_u128(i as u128 + 1)),
+                        username: Username::new(format!("{username}{i}")).unwrap(),
+                        attributes,
+                    }
+                })
+                .collect()
+        },
+    )
+}
+
+fn protected(attributes: &Attributes) -> Attributes {
+    attributes.iter().filter(|(n, _)| is_sync_protected(n.as_str())).map(|(n, v)| (n.clone(), v.clone())).collect()
+}
+
+fn unprotected(attributes: &Attributes) -> Attributes {
+    attributes.iter().filter(|(n, _)| !is_sync_protected(n.as_str())).map(|(n, v)| (n.clone(), v.clone())).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn override_all_yields_exactly_received_plus_protected(local in attributes(), received in attributes()) {
+        let synced = sync_attributes(SyncMethod::OverrideAll, &local, &received);
+        let mut expected = unprotected(&received);
+        for (n, v) in protected(&local) { expected.insert(n, v); }
+        prop_assert_eq!(synced, expected);
+    }
+
+    #[test]
+    fn preserve_local_keeps_every_local_key_and_takes_every_received_value(
+        local in attributes(), received in attributes(),
+    ) {
+        let synced = sync_attributes(SyncMethod::PreserveLocal, &local, &received);
+        for name in local.names() {
+            prop_assert!(synced.contains(name));
+        }
+        for (name, value) in unprotected(&received).iter() {
+            prop_assert_eq!(synced.get(name.as_str()), Some(value));
+        }
+        let names: BTreeSet<_> = local.names().chain(unprotected(&received).names()).cloned().collect();
+        prop_assert_eq!(synced.names().cloned().collect::<BTreeSet<_>>(), names);
+    }
+
+    #[test]
+    fn none_changes_nothing(local in attributes(), received in attributes()) {
+        prop_assert_eq!(sync_attributes(SyncMethod::None, &local, &received), local);
+    }
+
+    #[test]
+    fn every_method_is_idempotent(method in method(), local in attributes(), received in attributes()) {
+        let once = sync_attributes(method, &local, &received);
+        let twice = sync_attributes(method, &once, &received);
+        prop_assert_eq!(&twice, &once);
+        prop_assert!(plan_update(method, &once, &received).is_empty());
+    }
+
+    #[test]
+    fn no_method_changes_a_protected_attribute(method in method(), local in attributes(), received in attributes()) {
+        let synced = sync_attributes(method, &local, &received);
+        prop_assert_eq!(protected(&synced), protected(&local));
+    }
+
+    #[test]
+    fn reported_changes_are_exactly_the_differences(method in method(), local in attributes(), received in attributes()) {
+        let update = plan_update(method, &local, &received);
+        for name in local.names().chain(update.attributes.names()) {
+            let differs = local.get(name.as_str()) != update.attributes.get(name.as_str());
+            prop_assert_eq!(update.changed.contains(name), differs);
+        }
+    }
+
+    #[test]
+    fn decisions_respect_the_invariants(
+        policy in policy(),
+        users in world(),
+        received in received(),
+        verified in any::<bool>(),
+        associated_index in proptest::option::of(0usize..4),
+    ) {
+        let identity = identity_with(received, verified);
+        let associated = associated_index.and_then(|i| users.get(i));
+        let decision = decide_in(&policy, &identity, &users, associated);
+        let schema = schema();
+        let keys = plan_lookups(&policy, &schema, &identity);
+        let lookups = lookups(&schema, &users, &keys);
+
+        if !policy.enabled {
+            // JIT off never creates or links (or touches anything).
+            prop_assert_eq!(&decision, &Decision::PassThrough { attributes: identity.attributes.clone() });
+        }
+        if let Some(user) = associated.filter(|_| policy.enabled) {
+            // An association is never replaced by a new account or a link.
+            prop_assert!(matches!(
+                &decision,
+                Decision::SignIn { user: id, .. } if *id == user.id
+            ) || matches!(&decision, Decision::Refuse(Refusal::UniqueValueTaken { .. })), "{:?}", decision);
+        }
+        match &decision {
+            Decision::Link { user, matched, .. } => {
+                prop_assert!(policy.linking.enabled && associated.is_none());
+                // Linked to the one and only user the rule found.
+                let key = LookupKey {
+                    attribute: matched.rule.local.clone(),
+                    normalized: schema.normalize(
+                        matched.rule.local.as_str(),
+                        identity.attributes.get(matched.rule.federated.as_str()).and_then(AttributeValue::single).unwrap(),
+                    ),
+                };
+                let found = lookups.get(&key);
+                prop_assert_eq!(found.len(), 1);
+                prop_assert_eq!(found[0].id, *user);
+                if matched.rule.involves_email() {
+                    prop_assert!(identity.email_verified || policy.trust_email, "linked on an unverified email");
+                }
+            }
+            Decision::Create { attributes, .. } => {
+                prop_assert!(associated.is_none());
+                prop_assert!(!policy.linking.skip_provisioning_without_match);
+                prop_assert!(attributes.names().all(|n| !is_sync_protected(n.as_str())));
+                // A created account never takes another account's unique value.
+                for (name, value) in attributes.iter().filter(|(n, _)| schema.is_unique(n.as_str())) {
+                    prop_assert!(users.iter().all(|u| u.attributes.get(name.as_str()).and_then(AttributeValue::single)
+                        .map(|v| schema.normalize(name.as_str(), v)) != value.single().map(|v| schema.normalize(name.as_str(), v))));
+                }
+            }
+            Decision::Refuse(refusal) => {
+                prop_assert!(!refusal.to_string().trim().is_empty(), "every refusal has a reason");
+            }
+            Decision::SignIn { .. } | Decision::PassThrough { .. } => {}
+        }
+    }
+
+    #[test]
+    fn deciding_twice_on_the_same_facts_gives_the_same_decision(
+        policy in policy(), users in world(), received in received(), verified in any::<bool>(),
+    ) {
+        let identity = identity_with(received, verified);
+        prop_assert_eq!(decide_in(&policy, &identity, &users, None), decide_in(&policy, &identity, &users, None));
+    }
+
+    #[test]
+    fn email_matching_ignores_case_and_surrounding_space(local in "[a-zA-Z]{1,8}@[a-zA-Z]{1,8}\\.[a-z]{2,3}") {
+        let schema = schema();
+        let shouted = format!("  {}  ", local.to_uppercase());
+        prop_assert_eq!(schema.normalize("email", &local), schema.normalize("email", &shouted));
+        let once = schema.normalize("email", &shouted);
+        prop_assert_eq!(schema.normalize("email", &once), once.clone());
+    }
+}
+
+fn identity_with(mut received: Attributes, email_verified: bool) -> FederatedIdentity {
+    received.retain(|n| !jit_domain::schema::is_system(n.as_str()));
+    FederatedIdentity {
+        connection: ConnectionName::new("corp").unwrap(),
+        subject: Subject::new("sub-1").unwrap(),
+        attributes: received,
+        email_verified,
+    }
+}

@@ -1,0 +1,82 @@
+//! Test support: an in-memory world of local users that answers lookups the
+//! way a store would.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use jit_domain::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The standard schema plus a declared unique `employee_id`.
+pub fn schema() -> AttributeSchema {
+    AttributeSchema::standard()
+        .declare(AttributeDefinition {
+            name: AttributeName::new("employee_id").unwrap(),
+            unique: true,
+            multi_valued: false,
+            normalization: Normalization::Exact,
+        })
+        .unwrap()
+}
+
+pub fn attrs(value: Value) -> Attributes {
+    serde_json::from_value(value).unwrap()
+}
+
+pub fn user(n: u128, username: &str, attributes: Value) -> LocalUser {
+    LocalUser {
+        id: UserId(Uuid::from_u128(n)),
+        username: Username::new(username).unwrap(),
+        attributes: attrs(attributes),
+    }
+}
+
+pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
+    FederatedIdentity {
+        connection: ConnectionName::new("corp").unwrap(),
+        subject: Subject::new("sub-1").unwrap(),
+        attributes: attrs(attributes),
+        email_verified,
+    }
+}
+
+pub fn rule(federated: &str, local: &str) -> LinkRule {
+    LinkRule { federated: AttributeName::new(federated).unwrap(), local: AttributeName::new(local).unwrap() }
+}
+
+/// Answers `keys` from `users` as a store would: by normalised value,
+/// `username` included.
+pub fn lookups(schema: &AttributeSchema, users: &[LocalUser], keys: &[LookupKey]) -> Lookups {
+    let mut lookups = Lookups::default();
+    for key in keys {
+        let found: Vec<LocalUser> = users
+            .iter()
+            .filter(|u| {
+                if key.attribute.as_str() == "username" {
+                    return u.username.normalized() == key.normalized;
+                }
+                u.attributes.get(key.attribute.as_str()).is_some_and(|v| {
+                    v.values().iter().any(|v| schema.normalize(key.attribute.as_str(), v) == key.normalized)
+                })
+            })
+            .cloned()
+            .collect();
+        if !found.is_empty() {
+            lookups.insert(key.clone(), found);
+        }
+    }
+    lookups
+}
+
+/// Plans, looks up in `users`, and decides.
+pub fn decide_in(
+    policy: &JitPolicy,
+    identity: &FederatedIdentity,
+    users: &[LocalUser],
+    associated: Option<&LocalUser>,
+) -> Decision {
+    let schema = schema();
+    let keys = plan_lookups(policy, &schema, identity);
+    let lookups = lookups(&schema, users, &keys);
+    decide(ProvisioningInput { policy, schema: &schema, identity, associated, lookups: &lookups })
+}

@@ -1,0 +1,439 @@
+//! The sign-in state machine.
+//!
+//! A sign-in is a [`SignInState`] stored under a random id (the browser keeps
+//! the id in a cookie). Each request loads it, does one thing — show the
+//! current step, check a password, send the user to an IdP, take the IdP's
+//! answer — stores it again, and says what comes [`Next`]. When the last step
+//! is done, an authorization code is issued for the application.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use jit_domain::application::Application;
+use jit_domain::connection::{Connection, ConnectionName};
+use jit_domain::flow::{Step, StepOption};
+use jit_domain::ports::{ApplicationStore, ConnectionStore, FlowStateStore, ProvisioningStore, UserStore};
+use jit_domain::provisioning::Decision;
+use jit_domain::schema::AttributeSchema;
+use jit_domain::service::{ProvisioningOutcome, provision};
+use jit_domain::user::{FederatedIdentity, Subject};
+use jit_idp::CallbackParams;
+use serde::{Serialize, de::DeserializeOwned};
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::Clock;
+use crate::error::FlowError;
+use crate::idps::IdpRegistry;
+use crate::password::verify_password;
+use crate::secret::{random_token, secrets_match, stored_form};
+use crate::state::{
+    AuthorizationContext, AuthorizationGrant, CompletedStep, PendingFederation, SignInState, SignedInSubject,
+};
+
+/// Everything the engine needs from storage.
+pub trait FlowStore: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore {}
+impl<T: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore> FlowStore for T {}
+
+/// Lifetimes and addresses.
+#[derive(Clone, Debug)]
+pub struct FlowSettings {
+    /// Our public URL (no trailing slash); callbacks are
+    /// `<public_url>/federation/<connection>/callback`.
+    pub public_url: String,
+    /// How long a sign-in may take.
+    pub sign_in_ttl: Duration,
+    /// How long an authorization code is valid.
+    pub code_ttl: Duration,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            sign_in_ttl: Duration::minutes(15),
+            code_ttl: Duration::seconds(60),
+        }
+    }
+}
+
+/// What the HTTP layer does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Show the current step.
+    Show(StepView),
+    /// Send the browser to an external IdP.
+    RedirectToIdp(String),
+    /// Done: send the browser back to the application with this code.
+    Complete(IssuedCode),
+}
+
+/// The current step, for the sign-in page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepView {
+    /// The application's name.
+    pub application: String,
+    /// The step (1-based) and how many there are.
+    pub step: usize,
+    /// How many steps the flow has.
+    pub steps: usize,
+    /// Whether the step offers the local password form.
+    pub local: bool,
+    /// Connections offered: (name, display name).
+    pub connections: Vec<(String, String)>,
+    /// The token forms must echo.
+    pub csrf: String,
+    /// A message about the last attempt (e.g. wrong password).
+    pub error: Option<String>,
+}
+
+/// An authorization code for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCode {
+    /// Where to send it.
+    pub redirect_uri: String,
+    /// The code.
+    pub code: String,
+    /// The application's `state`.
+    pub state: Option<String>,
+}
+
+/// The sign-in state machine over a store.
+pub struct SignInEngine<S: ?Sized> {
+    store: Arc<S>,
+    schema: AttributeSchema,
+    idps: IdpRegistry,
+    clock: Arc<dyn Clock>,
+    settings: FlowSettings,
+}
+
+const FLOW_PREFIX: &str = "flow:";
+const FEDERATION_PREFIX: &str = "fed:";
+const CODE_PREFIX: &str = "code:";
+
+impl<S: FlowStore + ?Sized> SignInEngine<S> {
+    /// An engine over `store`.
+    pub fn new(
+        store: Arc<S>,
+        schema: AttributeSchema,
+        idps: IdpRegistry,
+        clock: Arc<dyn Clock>,
+        settings: FlowSettings,
+    ) -> Self {
+        Self { store, schema, idps, clock, settings }
+    }
+
+    /// The clock the engine uses.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Starts a sign-in for a validated authorization request. With `fidp`,
+    /// goes straight to that connection if step 1 offers it.
+    pub async fn start(
+        &self,
+        application: &Application,
+        authorization: AuthorizationContext,
+        fidp: Option<&str>,
+    ) -> Result<(String, Next), FlowError> {
+        let state = SignInState {
+            authorization,
+            step: 0,
+            completed: Vec::new(),
+            subject: None,
+            csrf: random_token()?,
+            auth_time: None,
+        };
+        let flow_id = random_token()?;
+        self.save(&flow_id, &state).await?;
+        let next = match fidp {
+            Some(connection) => self.federate_unchecked(&flow_id, &state, application, connection).await?,
+            None => Next::Show(self.view_of(application, &state, None).await?),
+        };
+        Ok((flow_id, next))
+    }
+
+    /// The current step of a sign-in.
+    pub async fn view(&self, flow_id: &str) -> Result<StepView, FlowError> {
+        let state = self.load(flow_id).await?;
+        let application = self.application(&state).await?;
+        self.view_of(&application, &state, None).await
+    }
+
+    /// Checks a local username and password.
+    pub async fn password(&self, flow_id: &str, csrf: &str, username: &str, password: &str) -> Result<Next, FlowError> {
+        let mut state = self.load_checked(flow_id, csrf).await?;
+        let application = self.application(&state).await?;
+        let step = current_step(&application, &state)?;
+        if !step.options.contains(&StepOption::Local) {
+            return Err(FlowError::NotOffered("Username and password".into()));
+        }
+        let user = self.store.user_by_username(username.trim()).await?;
+        let hash = match &user {
+            Some(user) => self.store.password_hash(user.id).await?,
+            None => None,
+        };
+        let verified = verify_password(password, hash.as_deref());
+        match user {
+            Some(user) if verified => {
+                self.complete_step(&mut state, StepOption::Local, SignedInSubject::Local { user: user.id })?;
+                self.advance(flow_id, &application, state).await
+            }
+            _ => {
+                tracing::info!(event = "local_sign_in_failed", "local sign-in failed");
+                let view = self.view_of(&application, &state, Some("Wrong username or password.".into())).await?;
+                Ok(Next::Show(view))
+            }
+        }
+    }
+
+    /// Sends the user to a connection offered by the current step.
+    pub async fn federate(&self, flow_id: &str, csrf: &str, connection: &str) -> Result<Next, FlowError> {
+        let state = self.load_checked(flow_id, csrf).await?;
+        let application = self.application(&state).await?;
+        self.federate_unchecked(flow_id, &state, &application, connection).await
+    }
+
+    async fn federate_unchecked(
+        &self,
+        flow_id: &str,
+        state: &SignInState,
+        application: &Application,
+        connection: &str,
+    ) -> Result<Next, FlowError> {
+        let name = ConnectionName::new(connection).map_err(|_| FlowError::UnknownConnection(connection.into()))?;
+        let step = current_step(application, state)?;
+        if !step.options.contains(&StepOption::Connection(name.clone())) {
+            return Err(FlowError::NotOffered(format!("Connection {connection:?}")));
+        }
+        let connection = self.connection(&name).await?;
+        let client = self.idps.client(&connection, &self.settings.public_url)?;
+        let start =
+            client.begin(&[]).await.map_err(|source| FlowError::Idp { connection: name.to_string(), source })?;
+        let pending = PendingFederation { flow_key: stored_form(flow_id), connection: name, pending: start.pending };
+        let key = format!("{FEDERATION_PREFIX}{}", stored_form(&pending.pending.state));
+        self.put(&key, &pending, self.expiry()).await?;
+        Ok(Next::RedirectToIdp(start.url))
+    }
+
+    /// Takes an IdP's answer at `/federation/<connection>/callback`.
+    /// `flow_id` is the browser's cookie: the answer must come back to the
+    /// browser that left.
+    pub async fn callback(
+        &self,
+        flow_id: Option<&str>,
+        connection: &str,
+        params: &CallbackParams,
+    ) -> Result<Next, FlowError> {
+        let state_param = params.state.as_deref().ok_or(FlowError::UnknownState)?;
+        let key = format!("{FEDERATION_PREFIX}{}", stored_form(state_param));
+        let pending: PendingFederation = self.take(&key).await?.ok_or(FlowError::UnknownState)?;
+        let flow_id = flow_id.filter(|id| secrets_match(&stored_form(id), &pending.flow_key));
+        let Some(flow_id) = flow_id.filter(|_| pending.connection.as_str() == connection) else {
+            return Err(FlowError::UnknownState);
+        };
+        let mut state = self.load(flow_id).await?;
+        let application = self.application(&state).await?;
+        let connection = self.connection(&pending.connection).await?;
+        let client = self.idps.client(&connection, &self.settings.public_url)?;
+        let now: SystemTime = self.clock.now().into();
+        let login = client
+            .finish(params, &pending.pending, now)
+            .await
+            .map_err(|source| FlowError::Idp { connection: connection.name.to_string(), source })?;
+        let mapped = connection.claim_mapping().map(&login.claims, &self.schema)?;
+        let identity = FederatedIdentity {
+            connection: connection.name.clone(),
+            subject: Subject::new(login.subject)
+                .map_err(|e| FlowError::Internal(format!("the identity provider sent an unusable subject: {e}")))?,
+            attributes: mapped.attributes,
+            email_verified: mapped.email_verified,
+        };
+        let outcome = provision(&*self.store, &connection.jit, &self.schema, &identity, self.clock.now()).await?;
+        let subject = match outcome {
+            ProvisioningOutcome::PassThrough(identity) => SignedInSubject::PassThrough {
+                connection: identity.connection,
+                subject: identity.subject,
+                attributes: identity.attributes,
+            },
+            ProvisioningOutcome::SignedIn { user, decision } => {
+                log_decision(&connection, &decision);
+                SignedInSubject::Local { user: user.id }
+            }
+            ProvisioningOutcome::Refused(refusal) => {
+                tracing::info!(
+                    event = "provisioning_refused",
+                    connection = %connection.name,
+                    reason = %refusal,
+                    "federated sign-in refused"
+                );
+                return Err(FlowError::Refused(refusal));
+            }
+        };
+        self.complete_step(&mut state, StepOption::Connection(connection.name.clone()), subject)?;
+        self.advance(flow_id, &application, state).await
+    }
+
+    /// Redeems an authorization code, once.
+    pub async fn redeem_code(&self, code: &str) -> Result<Option<AuthorizationGrant>, FlowError> {
+        self.take(&format!("{CODE_PREFIX}{}", stored_form(code))).await
+    }
+
+    fn complete_step(
+        &self,
+        state: &mut SignInState,
+        option: StepOption,
+        subject: SignedInSubject,
+    ) -> Result<(), FlowError> {
+        // The first step that identifies the user fixes the subject; a later
+        // identifying step must find the same user.
+        match &state.subject {
+            None => state.subject = Some(subject),
+            Some(known) if *known == subject => {}
+            Some(_) => {
+                return Err(FlowError::InvalidFlow(
+                    "a later step signed in a different user than the first step".into(),
+                ));
+            }
+        }
+        state.completed.push(CompletedStep { step: state.step + 1, option });
+        state.auth_time = Some(self.clock.now());
+        state.step += 1;
+        Ok(())
+    }
+
+    /// Moves on after a completed step: the next step's page, or the code.
+    async fn advance(&self, flow_id: &str, application: &Application, state: SignInState) -> Result<Next, FlowError> {
+        if let Some(step) = application.sign_in.steps.get(state.step) {
+            if let Some(option) = step.options.iter().find(|o| o.needs_local_account()) {
+                if let Some(SignedInSubject::PassThrough { connection, .. }) = &state.subject
+                    && step.options.iter().all(StepOption::needs_local_account)
+                {
+                    tracing::warn!(
+                        event = "mfa_without_local_account",
+                        connection = %connection,
+                        step = state.step + 1,
+                        "a step needing a local account was reached by a JIT-disabled connection's user"
+                    );
+                    return Err(FlowError::NeedsLocalAccount {
+                        step: state.step + 1,
+                        option: option.to_string(),
+                        connection: connection.to_string(),
+                    });
+                }
+                return Err(FlowError::Unsupported(option.to_string()));
+            }
+            self.save(flow_id, &state).await?;
+            return Ok(Next::Show(self.view_of(application, &state, None).await?));
+        }
+        self.finish(flow_id, state).await
+    }
+
+    async fn finish(&self, flow_id: &str, state: SignInState) -> Result<Next, FlowError> {
+        let subject = state.subject.ok_or_else(|| FlowError::InvalidFlow("no step identified the user".into()))?;
+        let grant = AuthorizationGrant {
+            authorization: state.authorization.clone(),
+            subject,
+            auth_time: state.auth_time.unwrap_or_else(|| self.clock.now()),
+            methods: state.completed.iter().map(CompletedStep::idp).collect(),
+        };
+        let code = random_token()?;
+        let expires = self.clock.now() + self.settings.code_ttl;
+        self.put(&format!("{CODE_PREFIX}{}", stored_form(&code)), &grant, expires).await?;
+        // The sign-in is over: its state cannot be used again.
+        self.take::<SignInState>(&flow_key(flow_id)).await?;
+        Ok(Next::Complete(IssuedCode {
+            redirect_uri: state.authorization.redirect_uri,
+            code,
+            state: state.authorization.state,
+        }))
+    }
+
+    async fn view_of(
+        &self,
+        application: &Application,
+        state: &SignInState,
+        error: Option<String>,
+    ) -> Result<StepView, FlowError> {
+        let step = current_step(application, state)?;
+        let mut connections = Vec::new();
+        for option in &step.options {
+            match option {
+                StepOption::Connection(name) => {
+                    let connection = self.connection(name).await?;
+                    connections.push((name.to_string(), connection.display_name));
+                }
+                StepOption::Local => {}
+                other => return Err(FlowError::Unsupported(other.to_string())),
+            }
+        }
+        Ok(StepView {
+            application: application.name.clone(),
+            step: state.step + 1,
+            steps: application.sign_in.steps.len(),
+            local: step.options.contains(&StepOption::Local),
+            connections,
+            csrf: state.csrf.clone(),
+            error,
+        })
+    }
+
+    async fn application(&self, state: &SignInState) -> Result<Application, FlowError> {
+        self.store.application(&state.authorization.client_id).await?.ok_or(FlowError::Expired)
+    }
+
+    async fn connection(&self, name: &ConnectionName) -> Result<Connection, FlowError> {
+        self.store.connection(name).await?.ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
+    }
+
+    async fn load(&self, flow_id: &str) -> Result<SignInState, FlowError> {
+        let value = self.store.flow(&flow_key(flow_id), self.clock.now()).await?;
+        let value = value.ok_or(FlowError::Expired)?;
+        serde_json::from_value(value).map_err(|_| FlowError::Expired)
+    }
+
+    async fn load_checked(&self, flow_id: &str, csrf: &str) -> Result<SignInState, FlowError> {
+        let state = self.load(flow_id).await?;
+        if secrets_match(&state.csrf, csrf) { Ok(state) } else { Err(FlowError::Csrf) }
+    }
+
+    async fn save(&self, flow_id: &str, state: &SignInState) -> Result<(), FlowError> {
+        self.put(&flow_key(flow_id), state, self.expiry()).await
+    }
+
+    fn expiry(&self) -> OffsetDateTime {
+        self.clock.now() + self.settings.sign_in_ttl
+    }
+
+    async fn put<T: Serialize>(&self, key: &str, value: &T, expires: OffsetDateTime) -> Result<(), FlowError> {
+        let value = serde_json::to_value(value).map_err(|e| FlowError::Internal(e.to_string()))?;
+        Ok(self.store.put_flow(key, &value, expires).await?)
+    }
+
+    async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, FlowError> {
+        match self.store.take_flow(key, self.clock.now()).await? {
+            Some(value) => Ok(Some(serde_json::from_value(value).map_err(|e| FlowError::Internal(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Sign-ins are stored under the hash of their id: the id is the browser's
+/// bearer secret and never lands in the database.
+fn flow_key(flow_id: &str) -> String {
+    format!("{FLOW_PREFIX}{}", stored_form(flow_id))
+}
+
+fn current_step<'a>(application: &'a Application, state: &SignInState) -> Result<&'a Step, FlowError> {
+    application.sign_in.steps.get(state.step).ok_or_else(|| FlowError::InvalidFlow("no step left".into()))
+}
+
+fn log_decision(connection: &Connection, decision: &Decision) {
+    let kind = match decision {
+        Decision::PassThrough { .. } => "pass_through",
+        Decision::SignIn { .. } => "sign_in",
+        Decision::Link { .. } => "linked",
+        Decision::Create { .. } => "created",
+        Decision::Refuse(_) => "refused",
+    };
+    tracing::info!(event = "provisioned", connection = %connection.name, decision = kind, "federated sign-in");
+}

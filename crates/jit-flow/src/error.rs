@@ -1,0 +1,71 @@
+//! Why a sign-in cannot go on. Messages are shown to the end user (without
+//! secrets) and say what happened.
+
+use jit_domain::ports::StoreError;
+use jit_domain::provisioning::Refusal;
+
+/// Errors of the sign-in state machine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// No sign-in under that id, or it expired.
+    #[error("this sign-in has expired or does not exist; start again from the application")]
+    Expired,
+    /// A form came back without the token of its sign-in.
+    #[error("the form does not belong to this sign-in (missing or wrong CSRF token); start again from the application")]
+    Csrf,
+    /// An option the current step does not offer.
+    #[error("{0} is not offered at this step of the sign-in")]
+    NotOffered(String),
+    /// A connection that does not exist.
+    #[error("there is no connection named {0:?}")]
+    UnknownConnection(String),
+    /// A callback whose `state` matches no pending redirect (forged,
+    /// replayed, or from another browser).
+    #[error(
+        "the identity provider's response does not match a sign-in in progress in this browser (unknown or already used state); start again from the application"
+    )]
+    UnknownState,
+    /// The external IdP failed or answered something invalid.
+    #[error("sign-in with {connection} failed: {source}")]
+    Idp {
+        /// The connection.
+        connection: String,
+        /// What went wrong.
+        #[source]
+        source: jit_idp::IdpError,
+    },
+    /// The IdP's claims cannot be mapped.
+    #[error("the identity provider sent attributes that cannot be used: {0}")]
+    Mapping(#[from] jit_domain::error::MappingError),
+    /// Provisioning refused the sign-in.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A step needs a local account and the user has none (JIT disabled).
+    #[error(
+        "step {step} of this sign-in ({option}) needs a local account, but you signed in through {connection}, whose users have no local account here (Just-in-Time provisioning is disabled). Ask the administrator to enable JIT provisioning for {connection} or to skip this step for its users."
+    )]
+    NeedsLocalAccount {
+        /// The step (1-based).
+        step: usize,
+        /// The option.
+        option: String,
+        /// The connection used.
+        connection: String,
+    },
+    /// An option this server cannot run yet.
+    #[error("{0} is not available on this server yet")]
+    Unsupported(String),
+    /// The application is misconfigured.
+    #[error("the application's sign-in flow is invalid: {0}")]
+    InvalidFlow(String),
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Store(#[from] StoreError),
+    /// Provisioning kept conflicting.
+    #[error(transparent)]
+    Provision(#[from] jit_domain::service::ProvisionError),
+    /// A bug or an environment failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,78 @@
+//! One OpenID Connect client per connection, built from its settings and
+//! kept (with its discovery and JWKS caches) until the settings change.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jit_domain::connection::{Connection, ConnectionName, OidcSettings, TokenAuthMethod};
+use jit_idp::{ClientAuthMethod, OidcRelyingParty, RelyingPartyConfig};
+
+use crate::error::FlowError;
+
+/// Timeouts and cache lifetimes for outbound calls to IdPs.
+#[derive(Clone, Copy, Debug)]
+pub struct IdpSettings {
+    /// Every call to an IdP.
+    pub timeout: Duration,
+    /// How long discovery metadata is trusted before refetching.
+    pub metadata_ttl: Duration,
+}
+
+impl Default for IdpSettings {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(10), metadata_ttl: Duration::from_secs(3600) }
+    }
+}
+
+/// The clients, by connection.
+#[derive(Debug, Default)]
+pub struct IdpRegistry {
+    settings: IdpSettings,
+    clients: Mutex<HashMap<ConnectionName, (OidcSettings, OidcRelyingParty)>>,
+}
+
+impl IdpRegistry {
+    /// An empty registry.
+    pub fn new(settings: IdpSettings) -> Self {
+        Self { settings, clients: Mutex::default() }
+    }
+
+    /// The client for `connection`, whose callback is under `public_url`.
+    pub fn client(&self, connection: &Connection, public_url: &str) -> Result<OidcRelyingParty, FlowError> {
+        let mut clients = self.clients.lock().map_err(|_| FlowError::Internal("IdP registry poisoned".into()))?;
+        if let Some((settings, client)) = clients.get(&connection.name)
+            && *settings == connection.oidc
+        {
+            return Ok(client.clone());
+        }
+        let config = RelyingPartyConfig {
+            issuer: connection.oidc.issuer.clone(),
+            client_id: connection.oidc.client_id.clone(),
+            client_secret: connection.oidc.client_secret.clone(),
+            auth_method: match connection.oidc.token_auth_method {
+                TokenAuthMethod::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
+                TokenAuthMethod::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
+            },
+            scopes: connection.oidc.scopes.clone(),
+            redirect_uri: callback_url(public_url, &connection.name),
+            allowed_algorithms: if connection.oidc.allowed_algorithms.is_empty() {
+                RelyingPartyConfig::default_algorithms()
+            } else {
+                connection.oidc.allowed_algorithms.clone()
+            },
+            fetch_userinfo: connection.oidc.fetch_userinfo,
+            timeout: self.settings.timeout,
+            metadata_ttl: self.settings.metadata_ttl,
+        };
+        let client = OidcRelyingParty::new(config)
+            .map_err(|source| FlowError::Idp { connection: connection.name.to_string(), source })?;
+        clients.insert(connection.name.clone(), (connection.oidc.clone(), client.clone()));
+        Ok(client)
+    }
+}
+
+/// `<public_url>/federation/<connection>/callback`.
+pub fn callback_url(public_url: &str, connection: &ConnectionName) -> String {
+    format!("{}/federation/{}/callback", public_url.trim_end_matches('/'), connection)
+}

@@ -1,0 +1,113 @@
+//! The state of a sign-in between requests, stored through the
+//! [`jit_domain::ports::FlowStateStore`] so that any instance can continue it.
+
+use jit_domain::attribute::Attributes;
+use jit_domain::connection::ConnectionName;
+use jit_domain::flow::StepOption;
+use jit_domain::user::{Subject, UserId};
+use jit_idp::PendingAuthorization;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The application's validated authorization request, carried through the
+/// sign-in and into the authorization code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationContext {
+    /// The client.
+    pub client_id: String,
+    /// The redirect URI (already matched exactly against the registration).
+    pub redirect_uri: String,
+    /// The application's `state`, returned as is.
+    pub state: Option<String>,
+    /// The application's `nonce`, put in the ID token.
+    pub nonce: Option<String>,
+    /// Granted scopes (space-separated).
+    pub scope: String,
+    /// PKCE challenge (S256).
+    pub code_challenge: Option<String>,
+}
+
+/// Who the sign-in has identified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignedInSubject {
+    /// A local account (signed in locally, or provisioned, linked or synced
+    /// from a federated sign-in).
+    Local {
+        /// The account.
+        user: UserId,
+    },
+    /// A federated user of a JIT-disabled connection: no local account; the
+    /// mapped attributes go to the application as they are.
+    PassThrough {
+        /// The connection.
+        connection: ConnectionName,
+        /// The IdP's subject.
+        subject: Subject,
+        /// The mapped attributes.
+        attributes: Attributes,
+    },
+}
+
+/// A completed step: what the script API calls `context.steps[n]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedStep {
+    /// The step (1-based).
+    pub step: usize,
+    /// The option the user completed.
+    pub option: StepOption,
+}
+
+impl CompletedStep {
+    /// The authenticator's IdP name as scripts see it: `LOCAL` or the
+    /// connection's name.
+    pub fn idp(&self) -> String {
+        self.option.to_string()
+    }
+}
+
+/// A sign-in in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInState {
+    /// The application's request.
+    pub authorization: AuthorizationContext,
+    /// Index of the step being done (0-based).
+    pub step: usize,
+    /// Steps done so far.
+    pub completed: Vec<CompletedStep>,
+    /// Who has been identified so far.
+    pub subject: Option<SignedInSubject>,
+    /// Token that forms must echo (bound to this sign-in).
+    pub csrf: String,
+    /// When the user authenticated (for `auth_time`).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub auth_time: Option<OffsetDateTime>,
+}
+
+/// A redirect to an external IdP waiting for its callback. Stored apart,
+/// under the hash of its `state`, and taken once: a replayed or forged
+/// callback finds nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFederation {
+    /// The stored form of the sign-in's id (checked against the browser's
+    /// cookie).
+    pub flow_key: String,
+    /// The connection.
+    pub connection: ConnectionName,
+    /// What the IdP client needs to finish.
+    pub pending: PendingAuthorization,
+}
+
+/// What an authorization code stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationGrant {
+    /// The application's request.
+    pub authorization: AuthorizationContext,
+    /// Who signed in.
+    pub subject: SignedInSubject,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub auth_time: OffsetDateTime,
+    /// The authenticators used (`amr`-like: `LOCAL`, connection names).
+    pub methods: Vec<String>,
+}

@@ -1,0 +1,416 @@
+//! `/applications`: the OpenID Connect clients that send users to jit, and
+//! their sign-in flow.
+//!
+//! A confidential client's secret is generated here, returned once (in the
+//! answer that created it) and stored only as a hash. Every answer carries
+//! the flow's warnings, such as MFA after a JIT-disabled connection.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::IntoResponse;
+use jit_domain::application::Application;
+use jit_domain::connection::ConnectionName;
+use jit_domain::flow::{ConnectionFacts, FlowWarning, SignInFlow, StepOption};
+use jit_domain::ports::{ApplicationStore, ConnectionStore};
+use jit_flow::secret::{random_token, stored_form};
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::API_PREFIX;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::AppState;
+
+/// Longest application name accepted.
+const MAX_NAME_LEN: usize = 200;
+/// Most redirect URIs an application may register.
+const MAX_REDIRECT_URIS: usize = 32;
+/// Longest redirect URI accepted.
+const MAX_REDIRECT_URI_LEN: usize = 2048;
+/// Schemes that must never receive an authorization code.
+const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, delete))
+        .routes(routes!(rotate_secret))
+}
+
+/// An application as sent to the API.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ApplicationRequest {
+    /// Unique name.
+    pub name: String,
+    /// Redirect URIs, matched exactly: absolute, no fragment; `http` only
+    /// for loopback hosts (`127.0.0.1`, `localhost`, `[::1]`), otherwise
+    /// `https` or a native app's private scheme (`com.example.app:/cb`).
+    pub redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required) rather than a
+    /// confidential one.
+    #[serde(default)]
+    pub public: bool,
+    /// How its users sign in (default: one step, `LOCAL`). `script` must
+    /// be `null` for now.
+    #[serde(default)]
+    pub sign_in: SignInFlow,
+}
+
+/// An application as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApplicationView {
+    /// Unique name.
+    pub name: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret: only in the answer that generated it (creation of
+    /// a confidential client, secret rotation, a switch from public to
+    /// confidential), never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Whether the client is public.
+    pub public: bool,
+    /// How its users sign in.
+    pub sign_in: SignInFlow,
+    /// What may surprise in the flow (it still runs).
+    pub warnings: Vec<FlowWarning>,
+    /// Why the stored flow cannot run any more (e.g. a connection it names
+    /// is gone); absent when it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_error: Option<String>,
+}
+
+impl ApplicationView {
+    fn new(application: Application, secret: Option<String>, warnings: Vec<FlowWarning>) -> Self {
+        let Application { name, client_id, redirect_uris, public, sign_in, .. } = application;
+        Self { name, client_id, client_secret: secret, redirect_uris, public, sign_in, warnings, flow_error: None }
+    }
+}
+
+/// Lists the applications, by name.
+#[utoipa::path(
+    get,
+    path = "/applications",
+    tag = "applications",
+    responses(
+        (status = 200, description = "The applications", body = Vec<ApplicationView>),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+    )
+)]
+async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut views = Vec::new();
+    for application in state.store.applications().await? {
+        views.push(view_of_stored(&state, application).await?);
+    }
+    Ok(Json(views))
+}
+
+/// Registers an application. Answers with its `client_id`, its
+/// `client_secret` (confidential clients; shown only this once) and the
+/// flow's warnings.
+#[utoipa::path(
+    post,
+    path = "/applications",
+    tag = "applications",
+    request_body = ApplicationRequest,
+    responses(
+        (status = 201, description = "Created", body = ApplicationView,
+         headers(("Location" = String, description = "The new application's URL"))),
+        (status = 400, description = "Invalid application or sign-in flow", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 409, description = "An application with this name exists", body = ErrorBody),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ApplicationRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = check_request(request)?;
+    let warnings = check_flow(&state, &request.sign_in).await?;
+    let client_id = random_token()?;
+    let secret = if request.public { None } else { Some(random_token()?) };
+    let application = Application {
+        name: request.name,
+        client_id,
+        client_secret_hash: secret.as_deref().map(stored_form),
+        redirect_uris: request.redirect_uris,
+        public: request.public,
+        sign_in: request.sign_in,
+    };
+    state.store.create_application(&application, state.clock.now()).await?;
+    tracing::info!(
+        event = "admin_application_created",
+        application = %application.name,
+        client_id = %application.client_id,
+        "application created"
+    );
+    let location = format!("{API_PREFIX}/applications/{}", application.client_id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(ApplicationView::new(application, secret, warnings))))
+}
+
+/// Reads an application (never its secret).
+#[utoipa::path(
+    get,
+    path = "/applications/{client_id}",
+    tag = "applications",
+    params(("client_id" = String, Path, description = "The application's client id")),
+    responses(
+        (status = 200, description = "The application", body = ApplicationView),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+    )
+)]
+async fn read(State(state): State<AppState>, Path(client_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let application = load(&state, &client_id).await?;
+    Ok(Json(view_of_stored(&state, application).await?))
+}
+
+/// Replaces an application's name, redirect URIs, client type and sign-in
+/// flow; the client id stays. A confidential client keeps its secret; one
+/// that becomes public loses it; one that becomes confidential gets a new
+/// secret, returned in this answer only.
+#[utoipa::path(
+    put,
+    path = "/applications/{client_id}",
+    tag = "applications",
+    params(("client_id" = String, Path, description = "The application's client id")),
+    request_body = ApplicationRequest,
+    responses(
+        (status = 200, description = "The application as stored", body = ApplicationView),
+        (status = 400, description = "Invalid application or sign-in flow", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+        (status = 409, description = "Another application has this name", body = ErrorBody),
+    )
+)]
+async fn replace(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ApiJson(request): ApiJson<ApplicationRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stored = load(&state, &client_id).await?;
+    let request = check_request(request)?;
+    let warnings = check_flow(&state, &request.sign_in).await?;
+    let (secret, client_secret_hash) = match (request.public, stored.client_secret_hash) {
+        (true, _) => (None, None),
+        (false, Some(hash)) => (None, Some(hash)),
+        (false, None) => {
+            let secret = random_token()?;
+            let hash = stored_form(&secret);
+            (Some(secret), Some(hash))
+        }
+    };
+    let application = Application {
+        name: request.name,
+        client_id: stored.client_id,
+        client_secret_hash,
+        redirect_uris: request.redirect_uris,
+        public: request.public,
+        sign_in: request.sign_in,
+    };
+    state.store.update_application(&application, state.clock.now()).await?;
+    tracing::info!(event = "admin_application_updated", client_id = %application.client_id, "application updated");
+    Ok(Json(ApplicationView::new(application, secret, warnings)))
+}
+
+/// Deletes an application.
+#[utoipa::path(
+    delete,
+    path = "/applications/{client_id}",
+    tag = "applications",
+    params(("client_id" = String, Path, description = "The application's client id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+    )
+)]
+async fn delete(State(state): State<AppState>, Path(client_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    if !state.store.delete_application(&client_id).await? {
+        return Err(not_found(&client_id));
+    }
+    tracing::info!(event = "admin_application_deleted", client_id = %client_id, "application deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives a confidential client a new secret, returned in this answer only;
+/// the old secret stops working at once.
+#[utoipa::path(
+    post,
+    path = "/applications/{client_id}/secret",
+    tag = "applications",
+    params(("client_id" = String, Path, description = "The application's client id")),
+    responses(
+        (status = 200, description = "The application with its new client_secret", body = ApplicationView),
+        (status = 400, description = "The application is a public client", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+    )
+)]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut application = load(&state, &client_id).await?;
+    if application.public {
+        return Err(ApiError::bad_request(
+            "this application is a public client and has no secret; make it confidential (PUT with \"public\": false) \
+             to get one",
+        ));
+    }
+    let secret = random_token()?;
+    application.client_secret_hash = Some(stored_form(&secret));
+    state.store.update_application(&application, state.clock.now()).await?;
+    tracing::info!(event = "admin_client_secret_rotated", client_id = %application.client_id, "client secret rotated");
+    let mut view = view_of_stored(&state, application).await?;
+    view.client_secret = Some(secret);
+    Ok(Json(view))
+}
+
+async fn load(state: &AppState, client_id: &str) -> Result<Application, ApiError> {
+    state.store.application(client_id).await?.ok_or_else(|| not_found(client_id))
+}
+
+fn not_found(client_id: &str) -> ApiError {
+    ApiError::not_found(format!("there is no application with client id {client_id:?}"))
+}
+
+/// A stored application with its flow checked against today's connections.
+async fn view_of_stored(state: &AppState, application: Application) -> Result<ApplicationView, ApiError> {
+    let facts = connection_facts(state, &application.sign_in).await?;
+    let (warnings, flow_error) = match application.sign_in.validate(|name| facts.get(name).copied()) {
+        Ok(warnings) => (warnings, None),
+        Err(error) => (Vec::new(), Some(error.to_string())),
+    };
+    Ok(ApplicationView { flow_error, ..ApplicationView::new(application, None, warnings) })
+}
+
+/// The flow's warnings, or why it cannot be stored.
+async fn check_flow(state: &AppState, flow: &SignInFlow) -> Result<Vec<FlowWarning>, ApiError> {
+    if flow.script.is_some() {
+        return Err(ApiError::bad_request(
+            "conditional authentication scripts are not supported yet: set sign_in.script to null",
+        ));
+    }
+    let facts = connection_facts(state, flow).await?;
+    Ok(flow.validate(|name| facts.get(name).copied())?)
+}
+
+/// What validation needs to know about each connection the flow names
+/// (absent ones are left out, so validation reports them).
+async fn connection_facts(
+    state: &AppState,
+    flow: &SignInFlow,
+) -> Result<BTreeMap<ConnectionName, ConnectionFacts>, ApiError> {
+    let mut facts = BTreeMap::new();
+    for step in &flow.steps {
+        for option in &step.options {
+            if let StepOption::Connection(name) = option {
+                if facts.contains_key(name) {
+                    continue;
+                }
+                if let Some(connection) = state.store.connection(name).await? {
+                    facts.insert(name.clone(), ConnectionFacts { jit_enabled: connection.jit.enabled });
+                }
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// Checks name and redirect URIs; drops repeated URIs.
+fn check_request(mut request: ApplicationRequest) -> Result<ApplicationRequest, ApiError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("name must be 1 to {MAX_NAME_LEN} printable characters")));
+    }
+    request.name = name.to_owned();
+    if request.redirect_uris.is_empty() || request.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(ApiError::bad_request(format!(
+            "redirect_uris must list 1 to {MAX_REDIRECT_URIS} URIs the application receives codes at"
+        )));
+    }
+    for uri in &request.redirect_uris {
+        check_redirect_uri(uri).map_err(ApiError::bad_request)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    request.redirect_uris.retain(|uri| seen.insert(uri.clone()));
+    Ok(request)
+}
+
+/// A redirect URI: absolute, no fragment; `http` only on loopback hosts;
+/// `https`; or a private scheme of a native app.
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri.len() > MAX_REDIRECT_URI_LEN {
+        return Err(format!("redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters"));
+    }
+    let url = Url::parse(uri).map_err(|_| {
+        format!("redirect URI {uri:?} is not an absolute URL (such as https://app.example.com/callback)")
+    })?;
+    if uri.contains('#') {
+        return Err(format!("redirect URI {uri:?} has a fragment (#...), which redirect URIs must not have"));
+    }
+    if url.as_str().chars().any(char::is_whitespace) || uri.chars().any(char::is_whitespace) {
+        return Err(format!("redirect URI {uri:?} contains white space"));
+    }
+    match url.scheme() {
+        "https" => match url.host() {
+            Some(_) => Ok(()),
+            None => Err(format!("redirect URI {uri:?} has no host")),
+        },
+        "http" => {
+            let loopback = match url.host() {
+                Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+                Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "redirect URI {uri:?} uses http on a host other than 127.0.0.1, localhost or [::1]: use https"
+                ))
+            }
+        }
+        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
+            Err(format!("redirect URI {uri:?} uses the {scheme}: scheme, which cannot receive authorization codes"))
+        }
+        // A native app's private-use scheme (RFC 8252 §7.1).
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris() {
+        let ok = |uri: &str| check_redirect_uri(uri).is_ok();
+        assert!(ok("https://app.example.com/callback"));
+        assert!(ok("https://app.example.com/callback?x=1"));
+        assert!(ok("http://127.0.0.1:8080/cb"));
+        assert!(ok("http://localhost/cb"));
+        assert!(ok("http://[::1]:9000/cb"));
+        assert!(ok("com.example.app:/cb"));
+        assert!(!ok("http://app.example.com/cb"));
+        assert!(!ok("https://app.example.com/cb#frag"));
+        assert!(!ok("/relative/cb"));
+        assert!(!ok("app.example.com/cb"));
+        assert!(!ok("javascript:alert(1)"));
+        assert!(!ok("data:text/html,x"));
+        assert!(!ok("https://app.example.com/c b"));
+    }
+}

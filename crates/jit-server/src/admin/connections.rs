@@ -1,0 +1,303 @@
+//! `/connections`: external IdPs and their Just-in-Time provisioning policy.
+//!
+//! Bodies are [`Connection`]'s serde form. Answers never hold the client
+//! secret: `oidc.client_secret` is `null` and `oidc.client_secret_set` says
+//! whether one is stored. A `PUT` whose `oidc.client_secret` is `null` or
+//! absent keeps the stored secret; an empty string removes it.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::IntoResponse;
+use jit_domain::attribute::AttributeName;
+use jit_domain::connection::{Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
+use jit_domain::flow::StepOption;
+use jit_domain::ports::{ApplicationStore, ConnectionStore};
+use jit_domain::schema::AttributeSchema;
+use serde::Serialize;
+use url::Url;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::API_PREFIX;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::AppState;
+
+/// Longest display name accepted.
+const MAX_DISPLAY_NAME_LEN: usize = 200;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(list, create)).routes(routes!(read, replace, delete))
+}
+
+/// A connection as the API answers it: the stored connection without its
+/// client secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// Unique name (used in URLs: `fidp=`, the callback path).
+    pub name: ConnectionName,
+    /// Shown on the sign-in page.
+    pub display_name: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// OpenID Connect settings, without the client secret.
+    pub oidc: OidcView,
+    /// IdP claim → local attribute mappings added to the standard ones.
+    pub claim_mappings: BTreeMap<String, AttributeName>,
+    /// The Just-in-Time provisioning policy.
+    pub jit: JitPolicy,
+}
+
+/// OpenID Connect settings as the API answers them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OidcView {
+    /// The settings; `client_secret` is always `null`.
+    #[serde(flatten)]
+    pub settings: OidcSettings,
+    /// Whether a client secret is stored.
+    pub client_secret_set: bool,
+}
+
+impl From<Connection> for ConnectionView {
+    fn from(connection: Connection) -> Self {
+        let Connection { name, display_name, protocol, mut oidc, claim_mappings, jit } = connection;
+        let client_secret_set = oidc.client_secret.take().is_some();
+        Self { name, display_name, protocol, oidc: OidcView { settings: oidc, client_secret_set }, claim_mappings, jit }
+    }
+}
+
+/// Lists the connections, by name.
+#[utoipa::path(
+    get,
+    path = "/connections",
+    tag = "connections",
+    responses(
+        (status = 200, description = "The connections", body = Vec<ConnectionView>),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+    )
+)]
+async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let connections = state.store.connections().await?;
+    Ok(Json(connections.into_iter().map(ConnectionView::from).collect::<Vec<_>>()))
+}
+
+/// Creates a connection. The JIT policy and claim mappings are validated
+/// against the attribute schema (e.g. a linking rule must target a unique
+/// attribute); an invalid connection is a 400 and nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/connections",
+    tag = "connections",
+    request_body = Connection,
+    responses(
+        (status = 201, description = "Created", body = ConnectionView,
+         headers(("Location" = String, description = "The new connection's URL"))),
+        (status = 400, description = "Invalid connection", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 409, description = "A connection with this name exists", body = ErrorBody),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(mut connection): ApiJson<Connection>,
+) -> Result<impl IntoResponse, ApiError> {
+    normalize_secret(&mut connection);
+    check(&connection, state.store.schema())?;
+    state.store.create_connection(&connection, state.clock.now()).await?;
+    tracing::info!(event = "admin_connection_created", connection = %connection.name, "connection created");
+    let location = format!("{API_PREFIX}/connections/{}", connection.name);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(ConnectionView::from(connection))))
+}
+
+/// Reads a connection.
+#[utoipa::path(
+    get,
+    path = "/connections/{name}",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    )
+)]
+async fn read(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let connection = load(&state, &name).await?;
+    Ok(Json(ConnectionView::from(connection)))
+}
+
+/// Replaces a connection. The name in the body must be the name in the URL
+/// (connections cannot be renamed). A `null` or absent `oidc.client_secret`
+/// keeps the stored secret; an empty string removes it.
+#[utoipa::path(
+    put,
+    path = "/connections/{name}",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    request_body = Connection,
+    responses(
+        (status = 200, description = "The connection as stored", body = ConnectionView),
+        (status = 400, description = "Invalid connection", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    )
+)]
+async fn replace(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(mut connection): ApiJson<Connection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stored = load(&state, &name).await?;
+    if connection.name != stored.name {
+        return Err(ApiError::bad_request(format!(
+            "the body names connection {:?} but the URL names {:?}: connections cannot be renamed; create a new one \
+             instead",
+            connection.name.as_str(),
+            stored.name.as_str()
+        )));
+    }
+    match connection.oidc.client_secret.as_deref() {
+        None => connection.oidc.client_secret = stored.oidc.client_secret,
+        Some(_) => normalize_secret(&mut connection),
+    }
+    check(&connection, state.store.schema())?;
+    state.store.update_connection(&connection, state.clock.now()).await?;
+    tracing::info!(event = "admin_connection_updated", connection = %connection.name, "connection updated");
+    Ok(Json(ConnectionView::from(connection)))
+}
+
+/// Deletes a connection and the federated identities associated through
+/// it. A connection still offered by an application's sign-in flow cannot
+/// be deleted (409): remove it from those flows first.
+#[utoipa::path(
+    delete,
+    path = "/connections/{name}",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "An application's sign-in flow uses the connection", body = ErrorBody),
+    )
+)]
+async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let name = parse_name(&name)?;
+    let option = StepOption::Connection(name.clone());
+    let users: Vec<String> = state
+        .store
+        .applications()
+        .await?
+        .into_iter()
+        .filter(|app| app.sign_in.steps.iter().any(|step| step.options.contains(&option)))
+        .map(|app| app.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(
+            "in_use",
+            format!(
+                "connection {:?} is used by the sign-in flow of application(s) {}: remove it from those flows first",
+                name.as_str(),
+                users.join(", ")
+            ),
+        ));
+    }
+    if !state.store.delete_connection(&name).await? {
+        return Err(not_found(name.as_str()));
+    }
+    tracing::info!(event = "admin_connection_deleted", connection = %name, "connection deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The connection named `name`, or 404.
+pub async fn load(state: &AppState, name: &str) -> Result<Connection, ApiError> {
+    let parsed = parse_name(name)?;
+    state.store.connection(&parsed).await?.ok_or_else(|| not_found(name))
+}
+
+/// A name from a URL: one that cannot be valid cannot exist either.
+fn parse_name(name: &str) -> Result<ConnectionName, ApiError> {
+    ConnectionName::new(name).map_err(|_| not_found(name))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("there is no connection named {name:?}"))
+}
+
+/// An empty secret means "no secret".
+fn normalize_secret(connection: &mut Connection) {
+    if connection.oidc.client_secret.as_deref().is_some_and(str::is_empty) {
+        connection.oidc.client_secret = None;
+    }
+}
+
+/// Everything a connection must satisfy before it is stored.
+pub fn check(connection: &Connection, schema: &AttributeSchema) -> Result<(), ApiError> {
+    let display_name = connection.display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_LEN {
+        return Err(ApiError::bad_request(format!(
+            "display_name must be 1 to {MAX_DISPLAY_NAME_LEN} characters (it is shown on the sign-in page)"
+        )));
+    }
+    check_issuer(&connection.oidc.issuer)?;
+    if connection.oidc.client_id.trim().is_empty() {
+        return Err(ApiError::bad_request("oidc.client_id must not be empty: use the client id the IdP gave you"));
+    }
+    if let Some(scope) = connection.oidc.scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+        return Err(ApiError::bad_request(format!(
+            "oidc.scopes holds {scope:?}: give each scope as its own non-empty string without spaces"
+        )));
+    }
+    if let Some(bad) =
+        connection.oidc.allowed_algorithms.iter().find(|a| a.trim().is_empty() || a.eq_ignore_ascii_case("none"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "oidc.allowed_algorithms holds {bad:?}: unsigned ID tokens are never accepted; list signature algorithms \
+             such as RS256 or ES256, or leave the list empty for the safe default"
+        )));
+    }
+    connection.validate(schema).map_err(ApiError::from)
+}
+
+fn check_issuer(issuer: &str) -> Result<(), ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "oidc.issuer must be an absolute http(s) URL without query or fragment, such as \
+             https://idp.example.com, got {issuer:?}"
+        ))
+    };
+    let url = Url::parse(issuer).map_err(|_| invalid())?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if ok { Ok(()) } else { Err(invalid()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers() {
+        let ok = |issuer: &str| check_issuer(issuer).is_ok();
+        assert!(ok("https://idp.example.com"));
+        assert!(ok("https://idp.example.com/realms/corp"));
+        assert!(ok("http://127.0.0.1:8081"));
+        assert!(!ok("idp.example.com"));
+        assert!(!ok("/relative"));
+        assert!(!ok("ftp://idp.example.com"));
+        assert!(!ok("https://idp.example.com/?x=1"));
+        assert!(!ok("https://idp.example.com/#f"));
+        assert!(!ok("https://user:pw@idp.example.com"));
+        assert!(!ok(""));
+    }
+}

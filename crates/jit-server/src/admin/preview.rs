@@ -1,0 +1,226 @@
+//! `/connections/{name}/jit/preview`: a dry run of Just-in-Time
+//! provisioning. It maps the given IdP claims as the connection would, reads
+//! what the store knows (read-only), and says what a sign-in with those
+//! claims would do — without writing anything, not even an audit event.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use jit_domain::attribute::{AttributeName, Attributes};
+use jit_domain::ports::{ProvisioningFacts, ProvisioningStore};
+use jit_domain::provisioning::{Decision, MatchedRule, ProvisioningInput, Refusal, decide, plan_lookups};
+use jit_domain::sync::AttributeUpdate;
+use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::connections;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(preview))
+}
+
+/// Claims to try.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PreviewRequest {
+    /// The IdP's claims (ID token and userinfo merged), a JSON object with
+    /// at least `sub`.
+    #[schema(value_type = Object)]
+    pub claims: Value,
+    /// Overrides the `email_verified` claim.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+}
+
+/// What a decision is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// JIT is off: no local account; the mapped attributes go to the
+    /// application as they are.
+    PassThrough,
+    /// The identity is associated with an account: sign in and sync.
+    SignIn,
+    /// A linking rule matched an account: associate it, then sync.
+    Link,
+    /// Create an account.
+    Create,
+    /// Refuse the sign-in.
+    Refuse,
+}
+
+/// A refusal and its message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefusalView {
+    /// The reason (`reason`) and its details.
+    #[serde(flatten)]
+    pub refusal: Refusal,
+    /// What the user's sign-in page would say.
+    pub message: String,
+}
+
+/// A user, briefly.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserRef {
+    /// The user's id.
+    pub id: UserId,
+    /// The user's login name.
+    pub username: Username,
+}
+
+impl From<&LocalUser> for UserRef {
+    fn from(user: &LocalUser) -> Self {
+        Self { id: user.id, username: user.username.clone() }
+    }
+}
+
+/// The users found for one lookup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Candidate {
+    /// The local attribute looked up.
+    pub attribute: AttributeName,
+    /// The value looked up, in comparable (normalised) form.
+    pub value: String,
+    /// The users holding it.
+    pub users: Vec<UserRef>,
+}
+
+/// The claims after mapping.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MappedView {
+    /// The local attributes the claims map to.
+    pub attributes: Attributes,
+    /// Whether the email counts as verified.
+    pub email_verified: bool,
+}
+
+/// What a sign-in with the claims would do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewResponse {
+    /// The decision.
+    pub decision: DecisionKind,
+    /// The linking rule that matched (`link`).
+    pub matched_rule: Option<MatchedRule>,
+    /// Why the sign-in would be refused (`refuse`).
+    pub refusal: Option<RefusalView>,
+    /// The users found per lookup (linking rule values, received unique
+    /// values, the fallback username).
+    pub candidates: Vec<Candidate>,
+    /// The account's attributes afterwards and the names that change
+    /// (`sign_in`, `link`, and `create`, where every name is new).
+    pub changes: Option<AttributeUpdate>,
+    /// The new account's username (`create`).
+    pub username: Option<Username>,
+    /// The account signed in as or linked to (`sign_in`, `link`).
+    pub user: Option<UserRef>,
+    /// The claims after the connection's mapping.
+    pub mapped: MappedView,
+}
+
+/// Dry-runs JIT provisioning for the given claims: the decision, the rule
+/// that matched, the refusal and its message, the candidate accounts and
+/// the attribute changes. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/connections/{name}/jit/preview",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "What a sign-in with these claims would do", body = PreviewResponse),
+        (status = 400, description = "Claims that are not an object, lack sub, or cannot be mapped", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    )
+)]
+async fn preview(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<PreviewRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let connection = connections::load(&state, &name).await?;
+    let Value::Object(claims) = request.claims else {
+        return Err(ApiError::bad_request("claims must be a JSON object of the IdP's claims"));
+    };
+    let subject = match claims.get("sub") {
+        Some(Value::String(sub)) => Subject::new(sub.clone())?,
+        _ => return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string")),
+    };
+    let schema = state.store.schema();
+    let mut mapped = connection.claim_mapping().map(&claims, schema)?;
+    if let Some(verified) = request.email_verified {
+        mapped.email_verified = verified;
+    }
+    let identity = FederatedIdentity {
+        connection: connection.name.clone(),
+        subject,
+        attributes: mapped.attributes,
+        email_verified: mapped.email_verified,
+    };
+    let policy = &connection.jit;
+    let keys = plan_lookups(policy, schema, &identity);
+    // As in provisioning, JIT off reads nothing.
+    let facts = if policy.enabled { state.store.facts(&identity, &keys).await? } else { ProvisioningFacts::default() };
+    let decision = decide(ProvisioningInput {
+        policy,
+        schema,
+        identity: &identity,
+        associated: facts.associated.as_ref(),
+        lookups: &facts.lookups,
+    });
+    let candidates = keys
+        .iter()
+        .map(|key| {
+            let users = facts.lookups.get(key).iter().map(UserRef::from).collect();
+            Candidate { attribute: key.attribute.clone(), value: key.normalized.clone(), users }
+        })
+        .collect();
+    // The account a decision names is the associated one or a candidate.
+    let find = |id: UserId| {
+        let found = keys.iter().flat_map(|key| facts.lookups.get(key));
+        facts.associated.iter().chain(found).find(|u| u.id == id).map(UserRef::from)
+    };
+    let mut response = PreviewResponse {
+        decision: DecisionKind::PassThrough,
+        matched_rule: None,
+        refusal: None,
+        candidates,
+        changes: None,
+        username: None,
+        user: None,
+        mapped: MappedView { attributes: identity.attributes.clone(), email_verified: identity.email_verified },
+    };
+    match decision {
+        Decision::PassThrough { .. } => {}
+        Decision::SignIn { user, update } => {
+            response.decision = DecisionKind::SignIn;
+            response.user = find(user);
+            response.changes = Some(update);
+        }
+        Decision::Link { user, matched, update } => {
+            response.decision = DecisionKind::Link;
+            response.user = find(user);
+            response.matched_rule = Some(matched);
+            response.changes = Some(update);
+        }
+        Decision::Create { username, attributes } => {
+            response.decision = DecisionKind::Create;
+            let changed = attributes.names().cloned().collect();
+            response.changes = Some(AttributeUpdate { attributes, changed });
+            response.username = Some(username);
+        }
+        Decision::Refuse(refusal) => {
+            response.decision = DecisionKind::Refuse;
+            let message = refusal.to_string();
+            response.refusal = Some(RefusalView { refusal, message });
+        }
+    }
+    Ok(Json(response))
+}

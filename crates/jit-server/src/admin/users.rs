@@ -1,0 +1,227 @@
+//! `/users`: local accounts — create, read, search by attribute, delete.
+//!
+//! Passwords are hashed (Argon2id) before they reach the store and are
+//! never returned or logged.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::IntoResponse;
+use jit_domain::attribute::{AttributeName, Attributes};
+use jit_domain::ports::{FederatedLink, NewLocalUser, UserStore};
+use jit_domain::schema::{USERNAME, is_system};
+use jit_domain::user::{LocalUser, UserId, Username};
+use jit_flow::password::hash_password;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::API_PREFIX;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use crate::AppState;
+
+/// Most users one search returns by default.
+const DEFAULT_SEARCH_LIMIT: u64 = 100;
+/// Most users one search may return.
+const MAX_SEARCH_LIMIT: u64 = 1000;
+/// Longest password accepted, in bytes (hashing is deliberately slow).
+const MAX_PASSWORD_LEN: usize = 1024;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(search, create)).routes(routes!(read, delete))
+}
+
+/// A user as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Stable identifier (the `sub` of the ID tokens jit issues).
+    pub id: UserId,
+    /// Login name.
+    pub username: Username,
+    /// Profile attributes.
+    pub attributes: Attributes,
+    /// The federated identities associated with the account.
+    pub federated_identities: Vec<FederatedLink>,
+}
+
+/// A local user to create.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUserRequest {
+    /// Login name (unique, case-insensitively).
+    pub username: Username,
+    /// A password for local sign-in; without one the user can sign in only
+    /// through a connection.
+    #[serde(default)]
+    #[schema(write_only)]
+    pub password: Option<String>,
+    /// Profile attributes, as the attribute schema defines them (`email`
+    /// is unique, case-insensitively).
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+impl fmt::Debug for NewUserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUserRequest")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("attributes", &self.attributes)
+            .finish()
+    }
+}
+
+/// A search by attribute.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserSearch {
+    /// The attribute to search (`username` included), e.g. `email`.
+    pub attribute: Option<String>,
+    /// The value it must have; compared as the schema says (emails and
+    /// usernames ignore case and surrounding white space).
+    pub value: Option<String>,
+    /// At most this many users (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+/// Finds the users whose attribute has a value, e.g.
+/// `GET /users?attribute=email&value=a@b.c`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(UserSearch),
+    responses(
+        (status = 200, description = "The users found (possibly none)", body = Vec<UserView>),
+        (status = 400, description = "Missing or unknown attribute", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+    )
+)]
+async fn search(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<UserSearch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (Some(attribute), Some(value)) = (query.attribute, query.value) else {
+        return Err(ApiError::bad_request(
+            "give the attribute and the value to search for, e.g. /users?attribute=email&value=a@example.com",
+        ));
+    };
+    let name = AttributeName::new(attribute)?;
+    if is_system(name.as_str()) {
+        return Err(ApiError::bad_request(format!("{name:?} is a system attribute and cannot be searched")));
+    }
+    if name.as_str() != USERNAME {
+        state.store.schema().require(&name)?;
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_SEARCH_LIMIT).clamp(1, MAX_SEARCH_LIMIT);
+    let mut views = Vec::new();
+    for user in state.store.find_users(&name, &value, limit).await? {
+        views.push(view(&state, user).await?);
+    }
+    Ok(Json(views))
+}
+
+/// Creates a local user. A username or unique attribute value (such as an
+/// email, compared case-insensitively) that another user has is a 409.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    request_body = NewUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserView,
+         headers(("Location" = String, description = "The new user's URL"))),
+        (status = 400, description = "Invalid username, password or attributes", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 409, description = "The username or a unique value is taken", body = ErrorBody),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<NewUserRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let NewUserRequest { username, password, attributes } = request;
+    if let Some(name) = attributes.names().find(|n| n.as_str() == USERNAME || is_system(n.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "attribute {name:?} cannot be set here: the username is its own field, and system attributes are \
+             managed by jit"
+        )));
+    }
+    state.store.schema().check(&attributes)?;
+    let password_hash = match password {
+        None => None,
+        Some(password) if password.is_empty() || password.len() > MAX_PASSWORD_LEN => {
+            return Err(ApiError::bad_request(format!(
+                "password must be 1 to {MAX_PASSWORD_LEN} bytes; leave it out for a user who signs in only \
+                 through a connection"
+            )));
+        }
+        Some(password) => {
+            Some(tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??)
+        }
+    };
+    let user = state.store.create_user(NewLocalUser { username, attributes, password_hash }, state.clock.now()).await?;
+    tracing::info!(event = "admin_user_created", user = %user.id, "user created");
+    let location = format!("{API_PREFIX}/users/{}", user.id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view(&state, user).await?)))
+}
+
+/// Reads a user with their federated identities.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let user = state.store.user(parse_id(&id)?).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(view(&state, user).await?))
+}
+
+/// Deletes a user with their attributes and federated identities (their
+/// next federated sign-in is a first login again).
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let user = parse_id(&id)?;
+    if !state.store.delete_user(user).await? {
+        return Err(not_found(&id));
+    }
+    tracing::info!(event = "admin_user_deleted", user = %user, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user with their federated identities.
+async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
+    let federated_identities = state.store.federated_links(user.id).await?;
+    Ok(UserView { id: user.id, username: user.username, attributes: user.attributes, federated_identities })
+}
+
+/// An id from a URL: one that is not a UUID cannot exist.
+fn parse_id(id: &str) -> Result<UserId, ApiError> {
+    Uuid::parse_str(id).map(UserId).map_err(|_| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("there is no user with id {id:?}"))
+}

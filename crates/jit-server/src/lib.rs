@@ -1,0 +1,96 @@
+//! # jit-server
+//!
+//! HTTP for jit (axum): the OpenID provider endpoints (`oidc`), the sign-in
+//! pages (`signin`), the admin REST API (`admin`), health probes. Handlers
+//! parse and answer HTTP; the rules live in `jit-domain`, the sign-in state
+//! machine in `jit-flow`, storage in `jit-store`.
+
+mod admin;
+mod error;
+mod health;
+pub mod keys;
+pub mod oidc;
+mod pages;
+mod signin;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use jit_flow::SignInEngine;
+use jit_flow::clock::Clock;
+use jit_store::Store;
+use tower_http::csrf::CsrfLayer;
+use tower_http::trace::TraceLayer;
+
+pub use keys::KeyRing;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Our issuer and public base URL, without a trailing slash.
+    pub public_url: String,
+    /// ID token lifetime.
+    pub id_token_ttl: time::Duration,
+    /// Access token lifetime.
+    pub access_token_ttl: time::Duration,
+}
+
+impl ServerSettings {
+    /// Defaults for `public_url`: 5-minute ID tokens, 10-minute access tokens.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            id_token_ttl: time::Duration::minutes(5),
+            access_token_ttl: time::Duration::minutes(10),
+        }
+    }
+
+    /// Whether cookies must be `Secure` (public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The sign-in state machine.
+    pub engine: Arc<SignInEngine<Store>>,
+    /// Our signing keys.
+    pub keys: Arc<KeyRing>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: Arc<ServerSettings>,
+    /// The admin API's bearer token.
+    pub admin_token: Arc<String>,
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    // Forms of the sign-in pages are the only cookie-authenticated POSTs:
+    // refuse cross-site ones (Sec-Fetch-Site / Origin). The token endpoint
+    // and the admin API are called cross-origin by design and authenticate
+    // otherwise.
+    let pages = Router::new()
+        .route("/signin", get(signin::show))
+        .route("/signin/password", post(signin::password))
+        .route("/signin/federated", post(signin::federated))
+        .layer(CsrfLayer::new());
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oauth2/jwks", get(oidc::jwks))
+        .route("/oauth2/authorize", get(oidc::authorize))
+        .route("/oauth2/token", post(oidc::token))
+        .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/federation/{connection}/callback", get(signin::callback))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .merge(pages)
+        .merge(admin::router(&state))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

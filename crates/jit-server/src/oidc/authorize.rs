@@ -1,0 +1,114 @@
+//! `GET /oauth2/authorize`: validate the application's request, start a
+//! sign-in, and send the browser on.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use jit_domain::ports::ApplicationStore;
+use jit_flow::state::AuthorizationContext;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::PageError;
+use crate::signin::{flow_cookie, next_response};
+
+/// The parameters we read.
+#[derive(Debug, Deserialize)]
+pub struct AuthorizeParams {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    response_type: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    fidp: Option<String>,
+}
+
+/// Starts a sign-in. Errors about the client or redirect URI are shown as
+/// a page (never redirected: the redirect URI is not trusted yet); the
+/// others go back to the application as OAuth errors.
+pub async fn authorize(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(params): Query<AuthorizeParams>,
+) -> Result<Response, PageError> {
+    let bad = |message: &str| PageError::new(StatusCode::BAD_REQUEST, "Invalid request", message, "invalid_request");
+    let client_id = params.client_id.as_deref().ok_or_else(|| bad("The request has no client_id."))?;
+    let application = state
+        .store
+        .application(client_id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(|| bad("No application is registered with this client_id."))?;
+    let redirect_uri = params.redirect_uri.clone().ok_or_else(|| bad("The request has no redirect_uri."))?;
+    if !application.redirect_uris.contains(&redirect_uri) {
+        return Err(bad("The redirect_uri is not registered for this application (it must match exactly)."));
+    }
+
+    let back = |error: &str, description: &str| {
+        Ok(error_redirect(&redirect_uri, error, description, params.state.as_deref(), &state.settings.public_url))
+    };
+    if params.response_type.as_deref() != Some("code") {
+        return back("unsupported_response_type", "only response_type=code is supported");
+    }
+    let scope = params.scope.clone().unwrap_or_default();
+    if !scope.split(' ').any(|s| s == "openid") {
+        return back("invalid_scope", "the openid scope is required");
+    }
+    match (&params.code_challenge, params.code_challenge_method.as_deref()) {
+        (Some(challenge), Some("S256")) if is_pkce_value(challenge) => {}
+        (Some(_), _) => {
+            return back("invalid_request", "PKCE requires code_challenge_method=S256 and a valid challenge");
+        }
+        (None, _) if application.public => return back("invalid_request", "public clients must use PKCE (S256)"),
+        (None, _) => {}
+    }
+    if params.prompt.as_deref().is_some_and(|p| p.split(' ').any(|p| p == "none")) {
+        return back("login_required", "the user must sign in");
+    }
+
+    let context = AuthorizationContext {
+        client_id: application.client_id.clone(),
+        redirect_uri,
+        state: params.state.clone(),
+        nonce: params.nonce.clone(),
+        scope,
+        code_challenge: params.code_challenge.clone(),
+    };
+    let (flow_id, next) = state.engine.start(&application, context, params.fidp.as_deref()).await?;
+    let jar = jar.add(flow_cookie(&state, flow_id));
+    Ok((jar, next_response(&state, next)).into_response())
+}
+
+/// `redirect_uri?error=…&error_description=…&state=…&iss=…`.
+pub(crate) fn error_redirect(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> Response {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", issuer));
+    Redirect::to(&with_query(redirect_uri, &pairs)).into_response()
+}
+
+/// Appends query parameters to a URL that may already have some.
+pub(crate) fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{query}")
+}
+
+/// A PKCE challenge or verifier: 43 to 128 unreserved characters.
+pub(crate) fn is_pkce_value(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}

@@ -1,0 +1,122 @@
+//! The claims we assert about a signed-in subject, filtered by scope.
+
+use jit_domain::attribute::{AttributeValue, Attributes};
+use jit_domain::connection::ConnectionName;
+use jit_domain::schema::USERNAME;
+use jit_domain::user::{LocalUser, Subject};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Claims released by each standard scope; claims of attributes outside
+/// these lists (groups, roles, declared attributes) are always released.
+const SCOPED_CLAIMS: &[(&str, &[&str])] = &[
+    (
+        "profile",
+        &[
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+        ],
+    ),
+    ("email", &["email", "email_verified"]),
+    ("phone", &["phone_number", "phone_number_verified"]),
+];
+
+/// The `sub` of a federated user without a local account: stable for
+/// (connection, subject), and not the IdP's identifier itself.
+pub fn pass_through_subject(connection: &ConnectionName, subject: &Subject) -> String {
+    let name = format!("{}\n{}", connection.as_str(), subject.as_str());
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+}
+
+/// Claims of a local user.
+pub fn local_user_claims(user: &LocalUser, scopes: &[&str]) -> Map<String, Value> {
+    let mut claims = attribute_claims(&user.attributes, scopes);
+    claims.insert("sub".into(), Value::String(user.id.to_string()));
+    if released("preferred_username", scopes) {
+        claims.insert("preferred_username".into(), Value::String(user.username.to_string()));
+    }
+    claims
+}
+
+/// Claims of a pass-through (JIT-disabled) user: the mapped attributes.
+pub fn pass_through_claims(
+    connection: &ConnectionName,
+    subject: &Subject,
+    attributes: &Attributes,
+    scopes: &[&str],
+) -> Map<String, Value> {
+    let mut claims = attribute_claims(attributes, scopes);
+    claims.insert("sub".into(), Value::String(pass_through_subject(connection, subject)));
+    claims
+}
+
+fn attribute_claims(attributes: &Attributes, scopes: &[&str]) -> Map<String, Value> {
+    attributes
+        .iter()
+        .map(|(name, value)| (claim_name(name.as_str()), value))
+        .filter(|(claim, _)| released(claim, scopes))
+        .map(|(claim, value)| {
+            let value = match value {
+                AttributeValue::Single(v) => Value::String(v.clone()),
+                AttributeValue::Multi(vs) => Value::Array(vs.iter().cloned().map(Value::String).collect()),
+            };
+            (claim, value)
+        })
+        .collect()
+}
+
+fn claim_name(attribute: &str) -> String {
+    if attribute == USERNAME { "preferred_username".into() } else { attribute.into() }
+}
+
+fn released(claim: &str, scopes: &[&str]) -> bool {
+    match SCOPED_CLAIMS.iter().find(|(_, claims)| claims.contains(&claim)) {
+        Some((scope, _)) => scopes.contains(scope),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jit_domain::user::{UserId, Username};
+    use serde_json::json;
+
+    #[test]
+    fn claims_follow_scopes() {
+        let user = LocalUser {
+            id: UserId(Uuid::nil()),
+            username: Username::new("ann").unwrap(),
+            attributes: serde_json::from_value(json!({"email": "a@x", "given_name": "Ann", "groups": ["g"]})).unwrap(),
+        };
+        let claims = local_user_claims(&user, &["openid", "email"]);
+        assert_eq!(
+            Value::Object(claims),
+            json!({"sub": "00000000-0000-0000-0000-000000000000", "email": "a@x", "groups": ["g"]})
+        );
+        let claims = local_user_claims(&user, &["openid", "profile"]);
+        assert_eq!(claims.get("preferred_username"), Some(&json!("ann")));
+        assert_eq!(claims.get("given_name"), Some(&json!("Ann")));
+        assert!(claims.get("email").is_none());
+    }
+
+    #[test]
+    fn pass_through_subjects_are_stable_and_distinct() {
+        let c = ConnectionName::new("corp").unwrap();
+        let a = pass_through_subject(&c, &Subject::new("1").unwrap());
+        assert_eq!(a, pass_through_subject(&c, &Subject::new("1").unwrap()));
+        assert_ne!(a, pass_through_subject(&c, &Subject::new("2").unwrap()));
+        assert_ne!(a, pass_through_subject(&ConnectionName::new("other").unwrap(), &Subject::new("1").unwrap()));
+    }
+}

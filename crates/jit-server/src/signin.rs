@@ -1,0 +1,111 @@
+//! The browser side of a sign-in: the step page, its forms, and the
+//! federated callback. Each handler asks the engine and turns its answer
+//! into a page or a redirect.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use jit_flow::Next;
+use jit_idp::CallbackParams;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::PageError;
+use crate::oidc::with_query;
+use crate::pages::{SignInPage, render};
+
+/// The cookie holding the sign-in's id.
+const FLOW_COOKIE: &str = "jit_flow";
+
+/// The sign-in cookie: HttpOnly, SameSite=Lax (it must come back on the
+/// IdP's top-level redirect), Secure behind https.
+pub(crate) fn flow_cookie(state: &AppState, flow_id: String) -> Cookie<'static> {
+    let mut cookie = Cookie::new(FLOW_COOKIE, flow_id);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(state.settings.secure_cookies());
+    cookie
+}
+
+fn flow_id(jar: &CookieJar) -> Result<String, PageError> {
+    jar.get(FLOW_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| jit_flow::FlowError::Expired.into())
+}
+
+/// Turns the engine's answer into a response.
+pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
+    match next {
+        // A sign-in that has just started or advanced: show its page at a
+        // stable URL, so reloading does not resubmit anything.
+        Next::Show(_) => Redirect::to("/signin").into_response(),
+        Next::RedirectToIdp(url) => Redirect::to(&url).into_response(),
+        Next::Complete(issued) => {
+            let mut pairs = vec![("code", issued.code.as_str())];
+            if let Some(app_state) = issued.state.as_deref() {
+                pairs.push(("state", app_state));
+            }
+            pairs.push(("iss", state.settings.public_url.as_str()));
+            Redirect::to(&with_query(&issued.redirect_uri, &pairs)).into_response()
+        }
+    }
+}
+
+/// `GET /signin`: the current step.
+pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
+    let view = state.engine.view(&flow_id(&jar)?).await?;
+    Ok(render(StatusCode::OK, &SignInPage::from(view)))
+}
+
+/// The password form.
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /signin/password`.
+pub async fn password(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    let next = state.engine.password(&flow_id(&jar)?, &form.csrf, &form.username, &form.password).await?;
+    Ok(match next {
+        // A failed attempt: show the page with its message, status 401.
+        Next::Show(view) if view.error.is_some() => render(StatusCode::UNAUTHORIZED, &SignInPage::from(view)),
+        next => next_response(&state, next),
+    })
+}
+
+/// The "continue with" form.
+#[derive(Debug, Deserialize)]
+pub struct FederatedForm {
+    csrf: String,
+    connection: String,
+}
+
+/// `POST /signin/federated`.
+pub async fn federated(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<FederatedForm>,
+) -> Result<Response, PageError> {
+    let next = state.engine.federate(&flow_id(&jar)?, &form.csrf, &form.connection).await?;
+    Ok(next_response(&state, next))
+}
+
+/// `GET /federation/{connection}/callback`.
+pub async fn callback(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(connection): Path<String>,
+    Query(params): Query<CallbackParams>,
+) -> Result<Response, PageError> {
+    let cookie = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
+    let next = state.engine.callback(cookie.as_deref(), &connection, &params).await?;
+    Ok(next_response(&state, next))
+}

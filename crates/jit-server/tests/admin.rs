@@ -1,0 +1,761 @@
+//! The admin REST API over real HTTP: the real router over a real store (a
+//! temporary SQLite file), served on 127.0.0.1, called with reqwest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, UserStore};
+use jit_domain::prelude::*;
+use jit_flow::clock::{Clock, SystemClock};
+use jit_flow::idps::{IdpRegistry, IdpSettings};
+use jit_flow::{FlowSettings, SignInEngine};
+use jit_server::{AppState, KeyRing, ServerSettings};
+use jit_store::Store;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "admin-token-for-tests";
+
+/// Every table of the store, for "nothing was written" checks.
+const TABLES: &[&str] = &[
+    "users",
+    "user_attributes",
+    "federated_identities",
+    "connections",
+    "applications",
+    "flow_states",
+    "signing_keys",
+    "audit_events",
+];
+
+/// A running server and a client for it.
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<Store>,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers, body as JSON (or as a string if not JSON),
+/// and the raw text.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Server {
+    /// The store, a key ring, an engine and the router, wired as `jit serve`
+    /// wires them, serving on a free loopback port.
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
+        let store = Arc::new(Store::connect(&url, AttributeSchema::standard()).await.unwrap());
+        store.migrate().await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let keys = Arc::new(KeyRing::open(store.clone(), clock.now()).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public_url = format!("http://{}", listener.local_addr().unwrap());
+        let engine = SignInEngine::new(
+            store.clone(),
+            store.schema().clone(),
+            IdpRegistry::new(IdpSettings::default()),
+            clock.clone(),
+            FlowSettings { public_url: public_url.clone(), ..FlowSettings::default() },
+        );
+        let state = AppState {
+            store: store.clone(),
+            engine: Arc::new(engine),
+            keys,
+            clock,
+            settings: Arc::new(ServerSettings::new(public_url.clone())),
+            admin_token: Arc::new(TOKEN.to_owned()),
+        };
+        let app = jit_server::router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base: public_url, client: reqwest::Client::new(), store, _dir: dir }
+    }
+
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut request = self.client.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Answer { status, headers, body, text }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.send(method, path, Some(TOKEN), body).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a connection, asserting success.
+    async fn connection(&self, body: Value) -> Value {
+        let answer = self.post("/connections", body).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body
+    }
+
+    /// Creates a user, asserting success.
+    async fn user(&self, body: Value) -> Value {
+        let answer = self.post("/users", body).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body
+    }
+
+    /// Rows per table.
+    async fn row_counts(&self) -> Vec<(&'static str, i64)> {
+        let db = self.store.database();
+        let mut counts = Vec::new();
+        for table in TABLES {
+            let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+            counts.push((*table, row.try_get::<i64>("", "n").unwrap()));
+        }
+        counts
+    }
+}
+
+impl Answer {
+    /// Asserts the status and the admin API's error shape.
+    fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["error"], code, "{}", self.text);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.text);
+    }
+
+    fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+fn connection_body(name: &str, jit: Value) -> Value {
+    json!({
+        "name": name,
+        "display_name": format!("{name} IdP"),
+        "protocol": "oidc",
+        "oidc": {
+            "issuer": "https://idp.example.com",
+            "client_id": "jit-at-idp",
+            "client_secret": "very-secret-value-at-the-idp",
+            "scopes": ["openid", "profile", "email"],
+            "token_auth_method": "client_secret_basic",
+            "allowed_algorithms": ["RS256"],
+            "fetch_userinfo": true
+        },
+        "claim_mappings": {},
+        "jit": jit
+    })
+}
+
+fn jit_on() -> Value {
+    json!({"enabled": true, "sync_method": "override_all", "trust_email": false,
+           "linking": {"enabled": true, "rules": [], "skip_provisioning_without_match": false}})
+}
+
+fn app_body(name: &str, steps: Value) -> Value {
+    json!({"name": name, "redirect_uris": ["https://app.example.com/callback"], "public": false,
+           "sign_in": {"steps": steps, "script": null}})
+}
+
+/// Provisions a federated user straight through the store (as a sign-in
+/// would), returning the outcome.
+async fn provision_through_store(server: &Server, connection: &str, claims: Value) -> ProvisioningOutcome {
+    let connection = server.store.connection(&ConnectionName::new(connection).unwrap()).await.unwrap().unwrap();
+    let schema = server.store.schema();
+    let claims = claims.as_object().unwrap().clone();
+    let mapped = connection.claim_mapping().map(&claims, schema).unwrap();
+    let identity = FederatedIdentity {
+        connection: connection.name.clone(),
+        subject: Subject::new(claims["sub"].as_str().unwrap()).unwrap(),
+        attributes: mapped.attributes,
+        email_verified: mapped.email_verified,
+    };
+    provision(&*server.store, &connection.jit, schema, &identity, time::OffsetDateTime::now_utc()).await.unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Authentication and the document
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_without_or_with_a_wrong_token_are_refused() {
+    let server = Server::start().await;
+    for token in [None, Some("wrong-token"), Some("")] {
+        let answer = server.send(Method::GET, "/connections", token, None).await;
+        answer.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        let challenge = answer.headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(challenge.starts_with("Bearer"), "challenge {challenge:?}");
+    }
+    // A write with a wrong token writes nothing.
+    let before = server.row_counts().await;
+    let answer = server
+        .send(Method::POST, "/users", Some("wrong-token"), Some(json!({"username": "mallory", "attributes": {}})))
+        .await;
+    answer.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(server.row_counts().await, before);
+
+    let answer = server.get("/connections").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body, json!([]));
+    assert_eq!(answer.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_operation_but_the_document_needs_the_token() {
+    let server = Server::start().await;
+    let document = server.send(Method::GET, "/openapi.json", None, None).await.body;
+    let paths = document["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{name}", "corp").replace("{client_id}", "abc").replace("{id}", "x");
+        let relative = concrete.strip_prefix("/api/v1").unwrap();
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
+            let answer = server.send(method.clone(), relative, None, body).await;
+            if relative == "/openapi.json" {
+                assert_eq!(answer.status, StatusCode::OK);
+            } else {
+                assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path} answered without a token");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} operations documented");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
+    let server = Server::start().await;
+    let answer = server.send(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let document: Value = serde_json::from_str(&answer.text).expect("the document is JSON");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
+    assert_eq!(document["info"]["title"], "jit admin API");
+    let paths = document["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/v1/connections", &["get", "post"][..]),
+        ("/api/v1/connections/{name}", &["get", "put", "delete"]),
+        ("/api/v1/connections/{name}/jit/preview", &["post"]),
+        ("/api/v1/applications", &["get", "post"]),
+        ("/api/v1/applications/{client_id}", &["get", "put", "delete"]),
+        ("/api/v1/applications/{client_id}/secret", &["post"]),
+        ("/api/v1/users", &["get", "post"]),
+        ("/api/v1/users/{id}", &["get", "delete"]),
+        ("/api/v1/audit", &["get"]),
+        ("/api/v1/keys/rotate", &["post"]),
+        ("/api/v1/openapi.json", &["get"]),
+    ] {
+        for method in methods {
+            assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+        }
+    }
+    let scheme = &document["components"]["securitySchemes"]["admin_token"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(document["security"], json!([{"admin_token": []}]));
+    assert_eq!(paths["/api/v1/openapi.json"]["get"]["security"], json!([{}]), "the document itself is open");
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in ["Connection", "JitPolicy", "SyncMethod", "ApplicationView", "FlowWarning", "UserView", "AuditEvent"]
+    {
+        assert!(schemas.contains_key(schema), "schema {schema} missing: {:?}", schemas.keys().collect::<Vec<_>>());
+    }
+    assert_eq!(schemas["SyncMethod"]["enum"], json!(["override_all", "preserve_local", "none"]));
+    assert_eq!(schemas["ConnectionName"]["type"], "string");
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_can_be_created_read_listed_replaced_and_deleted_without_their_secret_leaking() {
+    let server = Server::start().await;
+    let secret = "very-secret-value-at-the-idp";
+
+    let answer = server.post("/connections", connection_body("corp", jit_on())).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.headers.get("location").and_then(|v| v.to_str().ok()), Some("/api/v1/connections/corp"));
+    assert!(!answer.text.contains(secret), "the secret leaked: {}", answer.text);
+    assert_eq!(answer.body["oidc"]["client_secret"], Value::Null);
+    assert_eq!(answer.body["oidc"]["client_secret_set"], true);
+    assert_eq!(answer.body["oidc"]["issuer"], "https://idp.example.com");
+    assert_eq!(answer.body["jit"], jit_on());
+
+    let read = server.get("/connections/corp").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(!read.text.contains(secret));
+    assert_eq!(read.body, answer.body);
+    let list = server.get("/connections").await;
+    assert!(!list.text.contains(secret));
+    assert_eq!(list.body, json!([answer.body]));
+
+    // PUT with the secret left null keeps it; the rest is replaced.
+    let mut changed = read.body.clone();
+    changed["display_name"] = json!("Corporate");
+    changed["jit"]["sync_method"] = json!("preserve_local");
+    let answer = server.put("/connections/corp", changed).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["display_name"], "Corporate");
+    assert_eq!(answer.body["oidc"]["client_secret_set"], true);
+    let stored = server.store.connection(&ConnectionName::new("corp").unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.oidc.client_secret.as_deref(), Some(secret));
+    assert_eq!(stored.jit.sync_method, SyncMethod::PreserveLocal);
+    // A new secret replaces it, and is not echoed.
+    let mut new_secret = connection_body("corp", jit_on());
+    new_secret["oidc"]["client_secret"] = json!("rotated-secret-at-the-idp");
+    let answer = server.put("/connections/corp", new_secret).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(!answer.text.contains("rotated-secret-at-the-idp"));
+    let stored = server.store.connection(&ConnectionName::new("corp").unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.oidc.client_secret.as_deref(), Some("rotated-secret-at-the-idp"));
+
+    // Renaming through PUT, a duplicate name and absent connections.
+    let answer = server.put("/connections/corp", connection_body("other", jit_on())).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    server.post("/connections", connection_body("corp", jit_on())).await.assert_error(StatusCode::CONFLICT, "conflict");
+    server.get("/connections/ghost").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    server
+        .put("/connections/ghost", connection_body("ghost", jit_on()))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+
+    let answer = server.delete("/connections/corp").await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text);
+    server.get("/connections/corp").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    server.delete("/connections/corp").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_connections_are_refused_and_nothing_is_written() {
+    let server = Server::start().await;
+    server.connection(connection_body("corp", jit_on())).await;
+    let before = server.row_counts().await;
+
+    // A linking rule aimed at an attribute that several users may share.
+    let mut policy = jit_on();
+    policy["linking"]["rules"] = json!([{"federated": "given_name", "local": "given_name"}]);
+    let answer = server.post("/connections", connection_body("partner", policy.clone())).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(answer.message().contains("not unique"), "{}", answer.message());
+    // The same policy through PUT leaves the stored connection as it was.
+    let answer = server.put("/connections/corp", connection_body("corp", policy)).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(answer.message().contains("not unique"), "{}", answer.message());
+    let stored = server.store.connection(&ConnectionName::new("corp").unwrap()).await.unwrap().unwrap();
+    assert!(stored.jit.linking.rules.is_empty());
+
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"/oidc/issuer": "idp.example.com"}), "issuer"),
+        (json!({"/oidc/issuer": "ftp://idp.example.com"}), "issuer"),
+        (json!({"/oidc/allowed_algorithms": ["none"]}), "never accepted"),
+        (json!({"/oidc/client_id": ""}), "client_id"),
+        (json!({"/claim_mappings": {"upn": "totp_secret"}}), "system attribute"),
+        (json!({"/name": "Not A Name"}), "invalid connection name"),
+        (json!({"/jit/sync_method": "sometimes"}), "sync_method"),
+    ];
+    for (patch, expected) in cases {
+        let mut body = connection_body("partner", jit_on());
+        for (pointer, value) in patch.as_object().unwrap() {
+            *body.pointer_mut(pointer).unwrap() = value.clone();
+        }
+        let answer = server.post("/connections", body).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(answer.message().contains(expected), "{patch}: {}", answer.message());
+    }
+    let answer = server.post("/connections", json!(["not", "an", "object"])).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(server.row_counts().await, before, "a refused request wrote something");
+}
+
+// ---------------------------------------------------------------------------
+// Applications
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applications_get_a_secret_once_and_a_warning_for_mfa_after_a_jit_disabled_connection() {
+    let server = Server::start().await;
+    server.connection(connection_body("partner", json!({"enabled": false}))).await;
+
+    let answer = server
+        .post("/applications", app_body("portal", json!([{"options": ["LOCAL", "partner"]}, {"options": ["TOTP"]}])))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let client_id = answer.body["client_id"].as_str().unwrap().to_owned();
+    let secret = answer.body["client_secret"].as_str().unwrap().to_owned();
+    assert!(client_id.len() >= 32 && secret.len() >= 32);
+    assert_eq!(
+        answer.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/v1/applications/{client_id}").as_str())
+    );
+    let warnings = answer.body["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["kind"], "mfa_with_jit_disabled_connection");
+    assert_eq!(warnings[0]["connection"], "partner");
+    assert_eq!(warnings[0]["mfa_step"], 2);
+    assert_eq!(warnings[0]["option"], "TOTP");
+    assert!(warnings[0]["suggested_script"].as_str().unwrap().contains("executeStep"));
+    assert_eq!(answer.body["sign_in"]["steps"][0]["options"], json!(["LOCAL", "partner"]));
+
+    // Only the hash is stored, and the secret is never shown again.
+    let stored = server.store.application(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(&secret)));
+    let read = server.get(&format!("/applications/{client_id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.body.get("client_secret").is_none() && !read.text.contains(&secret), "{}", read.text);
+    assert_eq!(read.body["warnings"].as_array().map(Vec::len), Some(1));
+    let list = server.get("/applications").await;
+    assert!(!list.text.contains(&secret));
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+
+    // Rotation: a new secret, shown once, replaces the old one.
+    let rotated = server.post(&format!("/applications/{client_id}/secret"), json!({})).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_secret = rotated.body["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    let stored = server.store.application(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(new_secret)));
+
+    // A connection in a flow cannot be deleted.
+    server.delete("/connections/partner").await.assert_error(StatusCode::CONFLICT, "in_use");
+
+    // Replace: same client id; the secret stays while the client stays confidential.
+    let answer =
+        server.put(&format!("/applications/{client_id}"), app_body("portal 2", json!([{"options": ["LOCAL"]}]))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["client_id"], client_id.as_str());
+    assert_eq!(answer.body["name"], "portal 2");
+    assert!(answer.body.get("client_secret").is_none());
+    assert_eq!(answer.body["warnings"], json!([]));
+    let stored = server.store.application(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(new_secret)));
+
+    let answer = server.delete(&format!("/applications/{client_id}")).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    server.get(&format!("/applications/{client_id}")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    server.delete(&format!("/applications/{client_id}")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(server.delete("/connections/partner").await.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_applications_have_no_secret() {
+    let server = Server::start().await;
+    let mut body = app_body("native", json!([{"options": ["LOCAL"]}]));
+    body["public"] = json!(true);
+    body["redirect_uris"] = json!(["com.example.app:/cb", "http://127.0.0.1:7000/cb", "http://[::1]/cb"]);
+    let answer = server.post("/applications", body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert!(answer.body.get("client_secret").is_none(), "{}", answer.text);
+    let client_id = answer.body["client_id"].as_str().unwrap();
+    assert_eq!(server.store.application(client_id).await.unwrap().unwrap().client_secret_hash, None);
+    let answer = server.post(&format!("/applications/{client_id}/secret"), json!({})).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_applications_are_refused_and_nothing_is_written() {
+    let server = Server::start().await;
+    server.connection(connection_body("corp", jit_on())).await;
+    let before = server.row_counts().await;
+    let local = json!([{"options": ["LOCAL"]}]);
+    let cases: Vec<(Value, &str)> = vec![
+        (app_body("a", json!([{"options": ["LOCAL", "ghost"]}])), "does not exist"),
+        (app_body("a", json!([{"options": ["TOTP"]}])), "identified by an earlier step"),
+        (app_body("a", json!([])), "at least one step"),
+        (
+            json!({"name": "a", "redirect_uris": ["https://app.example.com/cb"],
+                   "sign_in": {"steps": local, "script": "var onLoginRequest = function (context) {};"}}),
+            "not supported yet",
+        ),
+        (json!({"name": "a", "redirect_uris": ["http://app.example.com/cb"], "sign_in": {"steps": local}}), "https"),
+        (
+            json!({"name": "a", "redirect_uris": ["https://app.example.com/cb#x"], "sign_in": {"steps": local}}),
+            "fragment",
+        ),
+        (json!({"name": "a", "redirect_uris": ["/cb"], "sign_in": {"steps": local}}), "absolute"),
+        (json!({"name": "a", "redirect_uris": [], "sign_in": {"steps": local}}), "redirect_uris"),
+        (json!({"name": " ", "redirect_uris": ["https://app.example.com/cb"]}), "name"),
+    ];
+    for (body, expected) in cases {
+        let answer = server.post("/applications", body.clone()).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(answer.message().contains(expected), "{body}: {}", answer.message());
+    }
+    assert_eq!(server.row_counts().await, before, "a refused request wrote something");
+    server.get("/applications/nope").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+// ---------------------------------------------------------------------------
+// Users
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_can_be_created_searched_read_and_deleted() {
+    let server = Server::start().await;
+    let password = "correct horse battery staple";
+    let answer = server
+        .post(
+            "/users",
+            json!({"username": "alice", "password": password,
+                   "attributes": {"email": "Alice@Example.com", "given_name": "Alice", "groups": ["staff"]}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert!(!answer.text.contains(password) && !answer.text.contains("argon2"), "{}", answer.text);
+    assert!(answer.body.get("password").is_none());
+    let id = answer.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        answer.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/v1/users/{id}").as_str())
+    );
+    assert_eq!(answer.body["username"], "alice");
+    assert_eq!(answer.body["attributes"]["email"], "Alice@Example.com");
+    assert_eq!(answer.body["attributes"]["groups"], json!(["staff"]));
+    assert_eq!(answer.body["federated_identities"], json!([]));
+    let user_id = UserId(id.parse().unwrap());
+    let hash = server.store.password_hash(user_id).await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "the password is stored hashed");
+
+    // Search: emails and usernames compare case-insensitively.
+    let found = server.get("/users?attribute=email&value=ALICE@example.COM").await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    assert_eq!(found.body.as_array().map(Vec::len), Some(1), "{}", found.text);
+    assert_eq!(found.body[0]["id"], id.as_str());
+    let found = server.get("/users?attribute=username&value=Alice").await;
+    assert_eq!(found.body[0]["id"], id.as_str(), "{}", found.text);
+    let found = server.get("/users?attribute=given_name&value=Alice").await;
+    assert_eq!(found.body[0]["id"], id.as_str(), "{}", found.text);
+    assert_eq!(server.get("/users?attribute=email&value=bob@example.com").await.body, json!([]));
+    server.get("/users").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    server.get("/users?attribute=shoe_size&value=42").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    server.get("/users?attribute=password_hash&value=x").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // Unique values: the same email in another case is taken.
+    let before = server.row_counts().await;
+    let answer =
+        server.post("/users", json!({"username": "alice2", "attributes": {"email": "alice@EXAMPLE.com"}})).await;
+    answer.assert_error(StatusCode::CONFLICT, "conflict");
+    let answer = server.post("/users", json!({"username": "ALICE", "attributes": {}})).await;
+    answer.assert_error(StatusCode::CONFLICT, "conflict");
+    for body in [
+        json!({"username": " spaced ", "attributes": {}}),
+        json!({"username": "bob", "attributes": {"totp_secret": "x"}}),
+        json!({"username": "bob", "attributes": {"username": "other"}}),
+        json!({"username": "bob", "attributes": {"shoe_size": "42"}}),
+        json!({"username": "bob", "password": "", "attributes": {}}),
+    ] {
+        server.post("/users", body).await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert_eq!(server.row_counts().await, before, "a refused request wrote something");
+
+    let read = server.get(&format!("/users/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["username"], "alice");
+    assert_eq!(server.delete(&format!("/users/{id}")).await.status, StatusCode::NO_CONTENT);
+    server.get(&format!("/users/{id}")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    server.delete(&format!("/users/{id}")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    server.get("/users/not-a-uuid").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(server.get("/users?attribute=email&value=alice@example.com").await.body, json!([]));
+}
+
+// ---------------------------------------------------------------------------
+// JIT preview
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
+    let server = Server::start().await;
+    server.connection(connection_body("corp", jit_on())).await;
+    let mut strict = jit_on();
+    strict["linking"]["skip_provisioning_without_match"] = json!(true);
+    server.connection(connection_body("strict", strict)).await;
+    server.connection(connection_body("open", json!({"enabled": false}))).await;
+    let bob = server.user(json!({"username": "bob", "attributes": {"email": "bob@example.com", "name": "Bob"}})).await;
+    let before = server.row_counts().await;
+
+    // Nobody has this email: create.
+    let answer = server
+        .post(
+            "/connections/corp/jit/preview",
+            json!({"claims": {"sub": "s-1", "email": "New@Example.com", "email_verified": true,
+                              "preferred_username": "newbie", "given_name": "New"}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["decision"], "create", "{}", answer.text);
+    assert_eq!(answer.body["username"], "newbie");
+    assert_eq!(answer.body["changes"]["attributes"], json!({"email": "New@Example.com", "given_name": "New"}));
+    assert_eq!(answer.body["matched_rule"], Value::Null);
+    assert_eq!(answer.body["refusal"], Value::Null);
+    let email_lookup =
+        answer.body["candidates"].as_array().unwrap().iter().find(|c| c["attribute"] == "email").cloned().unwrap();
+    assert_eq!(email_lookup, json!({"attribute": "email", "value": "new@example.com", "users": []}));
+
+    // Bob's email, verified: link to Bob by the (default) email rule.
+    let answer = server
+        .post(
+            "/connections/corp/jit/preview",
+            json!({"claims": {"sub": "s-2", "email": "BOB@example.com", "email_verified": true, "name": "Robert"}}),
+        )
+        .await;
+    assert_eq!(answer.body["decision"], "link", "{}", answer.text);
+    assert_eq!(answer.body["matched_rule"], json!({"index": 0, "rule": {"federated": "email", "local": "email"}}));
+    assert_eq!(answer.body["user"]["id"], bob["id"]);
+    assert_eq!(answer.body["changes"]["changed"], json!(["email", "name"]), "{}", answer.text);
+    assert_eq!(answer.body["changes"]["attributes"]["name"], "Robert");
+    let candidates = answer.body["candidates"].as_array().unwrap();
+    assert!(
+        candidates.contains(&json!({"attribute": "email", "value": "bob@example.com",
+                                    "users": [{"id": bob["id"], "username": "bob"}]})),
+        "{candidates:?}"
+    );
+
+    // The same claims with email_verified overridden to false: refused.
+    let answer = server
+        .post(
+            "/connections/corp/jit/preview",
+            json!({"claims": {"sub": "s-2", "email": "bob@example.com", "email_verified": true}, "email_verified": false}),
+        )
+        .await;
+    assert_eq!(answer.body["decision"], "refuse", "{}", answer.text);
+    assert_eq!(answer.body["refusal"]["reason"], "unverified_email");
+    assert!(answer.body["refusal"]["message"].as_str().unwrap().contains("did not mark it as verified"));
+
+    // No account and provisioning skipped: refused, with the reason.
+    let answer = server
+        .post("/connections/strict/jit/preview", json!({"claims": {"sub": "s-3", "email": "x@example.com"}}))
+        .await;
+    assert_eq!(answer.body["decision"], "refuse", "{}", answer.text);
+    assert_eq!(answer.body["refusal"]["reason"], "no_matching_account");
+    assert!(answer.body["refusal"]["message"].as_str().unwrap().contains("no local account matches"));
+
+    // JIT off: the attributes pass through.
+    let answer = server
+        .post("/connections/open/jit/preview", json!({"claims": {"sub": "s-4", "email": "bob@example.com"}}))
+        .await;
+    assert_eq!(answer.body["decision"], "pass_through", "{}", answer.text);
+    assert_eq!(answer.body["candidates"], json!([]));
+    assert_eq!(answer.body["mapped"]["attributes"], json!({"email": "bob@example.com"}));
+
+    // Bad input.
+    let preview = |body: Value| server.post("/connections/corp/jit/preview", body);
+    preview(json!({"claims": {"email": "a@b.c"}})).await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    preview(json!({"claims": ["sub"]})).await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    preview(json!({"claims": {"sub": "s", "email": {"x": 1}}}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let answer = server.post("/connections/ghost/jit/preview", json!({"claims": {"sub": "s"}})).await;
+    answer.assert_error(StatusCode::NOT_FOUND, "not_found");
+
+    assert_eq!(server.row_counts().await, before, "the preview wrote something");
+
+    // After a real sign-in created an account for s-5, a preview with the
+    // same subject signs in as it.
+    let ProvisioningOutcome::SignedIn { user, .. } = provision_through_store(
+        &server,
+        "corp",
+        json!({"sub": "s-5", "email": "carol@example.com", "email_verified": true, "preferred_username": "carol"}),
+    )
+    .await
+    else {
+        panic!("expected a sign-in")
+    };
+    let before = server.row_counts().await;
+    let answer = server
+        .post(
+            "/connections/corp/jit/preview",
+            json!({"claims": {"sub": "s-5", "email": "carol@example.com", "family_name": "Jones"}}),
+        )
+        .await;
+    assert_eq!(answer.body["decision"], "sign_in", "{}", answer.text);
+    assert_eq!(answer.body["user"]["id"], user.id.to_string());
+    assert_eq!(answer.body["changes"]["changed"], json!(["family_name"]));
+    assert_eq!(server.row_counts().await, before, "the preview wrote something");
+}
+
+// ---------------------------------------------------------------------------
+// Audit and keys
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_lists_provisioning_events_newest_first() {
+    let server = Server::start().await;
+    server.connection(connection_body("corp", jit_on())).await;
+    let mut strict = jit_on();
+    strict["linking"]["skip_provisioning_without_match"] = json!(true);
+    server.connection(connection_body("strict", strict)).await;
+    assert_eq!(server.get("/audit").await.body, json!([]));
+
+    let ProvisioningOutcome::SignedIn { user, .. } = provision_through_store(
+        &server,
+        "corp",
+        json!({"sub": "s-1", "email": "dan@example.com", "email_verified": true}),
+    )
+    .await
+    else {
+        panic!("expected a sign-in")
+    };
+    let refused = provision_through_store(&server, "strict", json!({"sub": "s-2", "email": "eve@example.com"})).await;
+    assert!(matches!(refused, ProvisioningOutcome::Refused(Refusal::NoMatchingAccount)), "{refused:?}");
+
+    let all = server.get("/audit").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let events = all.body.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["action"], "refused", "newest first");
+    assert_eq!(events[0]["refusal"]["reason"], "no_matching_account");
+    assert_eq!(events[1]["action"], "created");
+    assert_eq!(events[1]["connection"], "corp");
+    assert_eq!(events[1]["subject"], "s-1");
+    assert_eq!(events[1]["user"], user.id.to_string());
+
+    let mine = server.get(&format!("/audit?user={}", user.id)).await;
+    assert_eq!(mine.body.as_array().map(Vec::len), Some(1), "{}", mine.text);
+    let strict_only = server.get("/audit?connection=strict").await;
+    assert_eq!(strict_only.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(strict_only.body[0]["action"], "refused");
+    assert_eq!(server.get("/audit?limit=1").await.body.as_array().map(Vec::len), Some(1));
+    server.get("/audit?user=nope").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    server.get("/audit?limit=many").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    server.get("/audit?connection=Bad%20Name").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // The user's federated identity shows on the user.
+    let read = server.get(&format!("/users/{}", user.id)).await;
+    assert_eq!(read.body["federated_identities"][0]["connection"], "corp");
+    assert_eq!(read.body["federated_identities"][0]["subject"], "s-1");
+    assert!(read.body["federated_identities"][0]["first_seen"].as_str().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_keys_makes_a_new_signing_key() {
+    let server = Server::start().await;
+    let before = server.store.signing_keys().await.unwrap();
+    let answer = server.post("/keys/rotate", json!({})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let kid = answer.body["kid"].as_str().unwrap();
+    let keys = server.store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), before.len() + 1);
+    let active: Vec<&str> = keys.iter().filter(|k| k.active).map(|k| k.kid.as_str()).collect();
+    assert_eq!(active, [kid], "only the new key signs");
+}

@@ -1,0 +1,64 @@
+//! Connections, stored as the domain's JSON.
+
+use async_trait::async_trait;
+use jit_domain::connection::{Connection, ConnectionName};
+use jit_domain::ports::{ConnectionStore, StoreError};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use time::OffsetDateTime;
+
+use crate::Store;
+use crate::convert::{from_json, millis, to_json};
+use crate::entity::connections;
+use crate::error::{classify, taken_or};
+
+#[async_trait]
+impl ConnectionStore for Store {
+    async fn create_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError> {
+        connections::Entity::insert(connections::ActiveModel {
+            name: Set(connection.name.as_str().to_owned()),
+            config: Set(to_json(connection)?),
+            created_at: Set(millis(now)),
+            updated_at: Set(millis(now)),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(|e| taken_or(e, &format!("connection name {:?}", connection.name.as_str())))?;
+        Ok(())
+    }
+
+    async fn update_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError> {
+        let name = connection.name.as_str();
+        connections::Entity::update_many()
+            .col_expr(connections::Column::Config, Expr::value(to_json(connection)?))
+            .col_expr(connections::Column::UpdatedAt, Expr::value(millis(now)))
+            .filter(connections::Column::Name.eq(name))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        // MySQL reports rows changed, not rows matched: check existence apart.
+        match self.connection(&connection.name).await? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("connection {name:?}"))),
+        }
+    }
+
+    async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError> {
+        let row = connections::Entity::find_by_id(name.as_str()).one(&self.db).await.map_err(classify)?;
+        row.map(|row| from_json(&row.config, "connection")).transpose()
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        let rows = connections::Entity::find()
+            .order_by_asc(connections::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(|row| from_json(&row.config, "connection")).collect()
+    }
+
+    async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
+        let result = connections::Entity::delete_by_id(name.as_str()).exec(&self.db).await.map_err(classify)?;
+        Ok(result.rows_affected > 0)
+    }
+}

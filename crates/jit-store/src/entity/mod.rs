@@ -1,0 +1,10 @@
+//! SeaORM entities, one module per table. Only this crate sees them.
+
+pub mod applications;
+pub mod audit_events;
+pub mod connections;
+pub mod federated_identities;
+pub mod flow_states;
+pub mod signing_keys;
+pub mod user_attributes;
+pub mod users;

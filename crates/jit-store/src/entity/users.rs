@@ -1,0 +1,25 @@
+//! Local accounts: identity and system attributes (profile attributes are in `user_attributes`).
+
+use sea_orm::entity::prelude::*;
+
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub username: String,
+    pub username_normalized: String,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub locked: bool,
+    /// Milliseconds since the Unix epoch, like every `*_at` column.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[allow(missing_docs)]
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

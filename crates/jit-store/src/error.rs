@@ -1,0 +1,84 @@
+//! Errors: this crate's own (connecting, migrating) and the translation of
+//! database errors into the domain's [`StoreError`].
+
+use jit_domain::ports::StoreError;
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// Errors of setting up the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database cannot be reached.
+    #[error("cannot connect to database {0}: {1}")]
+    Connect(String, #[source] DbErr),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] DbErr),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[source] DbErr),
+}
+
+/// Translates a database error: constraint violations and lost races become
+/// [`StoreError::Conflict`] (decide again), everything else
+/// [`StoreError::Backend`].
+pub(crate) fn classify(error: DbErr) -> StoreError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Conflict(format!("unique constraint: {m}")),
+        Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::Conflict(format!("foreign key: {m}")),
+        _ if is_transient(&error) => StoreError::Conflict(format!("{TRANSIENT}{error}")),
+        _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+/// Prefix of [`StoreError::Conflict`] messages for rolled-back transactions.
+const TRANSIENT: &str = "transient: ";
+
+/// How often a write the caller did not decide on (an administrator's) is
+/// retried after the database rolled it back.
+const TRANSIENT_ATTEMPTS: usize = 5;
+
+/// Runs a self-contained write again while the database rolls it back for
+/// reasons that are not the caller's (deadlock, serialization failure, busy).
+/// Provisioning does not use this: it decides again on fresh data instead.
+pub(crate) async fn retry_transient<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(StoreError::Conflict(m)) if m.starts_with(TRANSIENT) && attempt < TRANSIENT_ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Deadlocks, serialization failures and busy databases: the transaction
+/// was rolled back and may simply be retried.
+fn is_transient(error: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = error
+    else {
+        return false;
+    };
+    let Some(database) = e.as_database_error() else { return false };
+    let code = database.code().unwrap_or_default();
+    let message = database.message();
+    // PostgreSQL and MySQL: SQLSTATE 40001 (serialization failure / MySQL
+    // deadlock) and 40P01 (deadlock); MySQL lock wait timeout (HY000, 1205).
+    // SQLite: primary result codes 5 (BUSY) and 6 (LOCKED), possibly extended.
+    let sqlite_busy = code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    matches!(code.as_ref(), "40001" | "40P01") || sqlite_busy || message.contains("Lock wait timeout")
+}
+
+/// Unique violations as [`StoreError::Taken`] (for admin writes, where a
+/// taken value is the caller's mistake rather than a race).
+pub(crate) fn taken_or(error: DbErr, what: &str) -> StoreError {
+    match classify(error) {
+        StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(what.to_owned()),
+        other => other,
+    }
+}

@@ -1,0 +1,58 @@
+//! Sign-in flow state with expiry.
+
+use async_trait::async_trait;
+use jit_domain::ports::{FlowStateStore, StoreError};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::OnConflict};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::Store;
+use crate::convert::{from_json, millis, to_json};
+use crate::entity::flow_states;
+use crate::error::classify;
+
+#[async_trait]
+impl FlowStateStore for Store {
+    async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError> {
+        flow_states::Entity::insert(flow_states::ActiveModel {
+            id: Set(id.to_owned()),
+            state: Set(to_json(state)?),
+            expires_at: Set(millis(expires_at)),
+        })
+        .on_conflict(
+            OnConflict::column(flow_states::Column::Id)
+                .update_columns([flow_states::Column::State, flow_states::Column::ExpiresAt])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
+        let row = flow_states::Entity::find_by_id(id)
+            .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
+            .one(&self.db)
+            .await
+            .map_err(classify)?;
+        row.map(|row| from_json(&row.state, "flow state")).transpose()
+    }
+
+    async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
+        let Some(state) = self.flow(id, now).await? else { return Ok(None) };
+        // Whoever deletes the row owns the state: a concurrent take deletes
+        // nothing and gets nothing.
+        let deleted = flow_states::Entity::delete_by_id(id).exec(&self.db).await.map_err(classify)?;
+        Ok((deleted.rows_affected == 1).then_some(state))
+    }
+
+    async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = flow_states::Entity::delete_many()
+            .filter(flow_states::Column::ExpiresAt.lte(millis(now)))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(result.rows_affected)
+    }
+}

@@ -1,0 +1,20 @@
+//! Schema migrations (sea-orm-migration). Migrations are append-only: a
+//! released migration is never edited; changes come as new ones.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "jit_migrations".into_iden()
+    }
+}

@@ -1,0 +1,192 @@
+//! Applying provisioning decisions: one transaction per decision, with its
+//! audit event. Losing a race surfaces as a unique-constraint violation,
+//! which rolls the transaction back and is reported as
+//! [`StoreError::Conflict`] so the caller decides again on fresh data.
+
+use async_trait::async_trait;
+use jit_domain::audit::AuditAction;
+use jit_domain::connection::ConnectionName;
+use jit_domain::ports::{ProvisioningFacts, ProvisioningStore, StoreError};
+use jit_domain::provisioning::{Decision, LookupKey, Lookups};
+use jit_domain::sync::AttributeUpdate;
+use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    AccessMode, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, QueryFilter,
+    TransactionTrait,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::convert::{millis, to_json};
+use crate::entity::{audit_events, federated_identities};
+use crate::error::classify;
+use crate::users::{insert_user, load_users, touch_user, user_ids_by_value, write_attributes};
+
+/// Most users returned per lookup: enough to tell "one" from "several".
+const LOOKUP_LIMIT: u64 = 8;
+
+#[async_trait]
+impl ProvisioningStore for Store {
+    async fn associated_user(
+        &self,
+        connection: &ConnectionName,
+        subject: &Subject,
+    ) -> Result<Option<LocalUser>, StoreError> {
+        let Some(user) = associated_user_id(&self.db, connection, subject).await? else { return Ok(None) };
+        Ok(load_users(&self.db, &self.schema, &[user]).await?.pop())
+    }
+
+    async fn facts(&self, identity: &FederatedIdentity, keys: &[LookupKey]) -> Result<ProvisioningFacts, StoreError> {
+        // One snapshot: repeatable read on PostgreSQL and MySQL; SQLite's
+        // read transactions are snapshots already (and take no options).
+        let tx = match self.db.get_database_backend() {
+            DbBackend::Sqlite => self.db.begin().await,
+            _ => self.db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await,
+        }
+        .map_err(classify)?;
+        let associated = match associated_user_id(&tx, &identity.connection, &identity.subject).await? {
+            Some(user) => load_users(&tx, &self.schema, &[user]).await?.pop(),
+            None => None,
+        };
+        let mut lookups = Lookups::default();
+        for key in keys {
+            let ids = user_ids_by_value(&tx, key.attribute.as_str(), &key.normalized, LOOKUP_LIMIT).await?;
+            lookups.insert(key.clone(), load_users(&tx, &self.schema, &ids).await?);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(ProvisioningFacts { associated, lookups })
+    }
+
+    async fn apply(
+        &self,
+        identity: &FederatedIdentity,
+        decision: &Decision,
+        now: OffsetDateTime,
+    ) -> Result<Option<LocalUser>, StoreError> {
+        if let Decision::PassThrough { .. } = decision {
+            return Ok(None);
+        }
+        let tx = self.db.begin().await.map_err(classify)?;
+        let user = match decision {
+            Decision::PassThrough { .. } | Decision::Refuse(_) => None,
+            Decision::SignIn { user, update } => {
+                // Write first: on SQLite this takes the write lock before any
+                // read, so the transaction cannot fail to upgrade later.
+                touch_identity(&tx, identity, *user, now).await?;
+                Some(self.update_user(&tx, *user, update, now).await?)
+            }
+            Decision::Link { user, update, .. } => {
+                insert_identity(&tx, identity, *user, now).await?;
+                Some(self.update_user(&tx, *user, update, now).await?)
+            }
+            Decision::Create { username, attributes } => {
+                let created = insert_user(&tx, &self.schema, username, attributes, None, now).await?;
+                insert_identity(&tx, identity, created.id, now).await?;
+                Some(created)
+            }
+        };
+        if let Some(action) = AuditAction::for_decision(decision) {
+            record(&tx, identity, user.as_ref().map(|u| u.id), &action, now).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(user)
+    }
+}
+
+impl Store {
+    /// Applies a sync update to an existing user and returns the user.
+    async fn update_user<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user: UserId,
+        update: &AttributeUpdate,
+        now: OffsetDateTime,
+    ) -> Result<LocalUser, StoreError> {
+        touch_user(db, user.0, now).await?;
+        if !update.is_empty() {
+            write_attributes(db, &self.schema, user.0, &update.attributes).await?;
+        }
+        let mut loaded = load_users(db, &self.schema, &[user.0]).await?;
+        loaded.pop().ok_or_else(|| StoreError::Conflict(format!("user {user} was deleted")))
+    }
+}
+
+async fn associated_user_id<C: ConnectionTrait>(
+    db: &C,
+    connection: &ConnectionName,
+    subject: &Subject,
+) -> Result<Option<Uuid>, StoreError> {
+    let row = federated_identities::Entity::find()
+        .filter(federated_identities::Column::Connection.eq(connection.as_str()))
+        .filter(federated_identities::Column::Subject.eq(subject.as_str()))
+        .one(db)
+        .await
+        .map_err(classify)?;
+    Ok(row.map(|row| row.user_id))
+}
+
+async fn insert_identity<C: ConnectionTrait>(
+    db: &C,
+    identity: &FederatedIdentity,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    federated_identities::Entity::insert(federated_identities::ActiveModel {
+        connection: Set(identity.connection.as_str().to_owned()),
+        subject: Set(identity.subject.as_str().to_owned()),
+        user_id: Set(user.0),
+        first_seen: Set(millis(now)),
+        last_seen: Set(millis(now)),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+/// Updates `last_seen`, and checks that the association still points at
+/// `user` (it may have been deleted since the decision was taken).
+async fn touch_identity<C: ConnectionTrait>(
+    db: &C,
+    identity: &FederatedIdentity,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    federated_identities::Entity::update_many()
+        .col_expr(federated_identities::Column::LastSeen, Expr::value(millis(now)))
+        .filter(federated_identities::Column::Connection.eq(identity.connection.as_str()))
+        .filter(federated_identities::Column::Subject.eq(identity.subject.as_str()))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    match associated_user_id(db, &identity.connection, &identity.subject).await? {
+        Some(current) if current == user.0 => Ok(()),
+        _ => Err(StoreError::Conflict("the federated identity's association changed".to_owned())),
+    }
+}
+
+/// Appends an audit event.
+pub(crate) async fn record<C: ConnectionTrait>(
+    db: &C,
+    identity: &FederatedIdentity,
+    user: Option<UserId>,
+    action: &AuditAction,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    audit_events::Entity::insert(audit_events::ActiveModel {
+        at: Set(millis(now)),
+        connection: Set(identity.connection.as_str().to_owned()),
+        subject: Set(identity.subject.as_str().to_owned()),
+        user_id: Set(user.map(|u| u.0)),
+        action: Set(action.kind().to_owned()),
+        detail: Set(to_json(action)?),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Local users and their attributes.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
+use jit_domain::ports::{FederatedLink, NewLocalUser, StoreError, UserStore};
+use jit_domain::schema::{AttributeSchema, USERNAME};
+use jit_domain::user::{LocalUser, UserId, Username};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::convert::{from_millis, lookup_hash, millis};
+use crate::entity::{federated_identities, user_attributes, users};
+use crate::error::{classify, retry_transient, taken_or};
+
+/// Loads users with their attributes, in the order of `ids` (missing ones
+/// are skipped).
+pub(crate) async fn load_users<C: ConnectionTrait>(
+    db: &C,
+    schema: &AttributeSchema,
+    ids: &[Uuid],
+) -> Result<Vec<LocalUser>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = users::Entity::find().filter(users::Column::Id.is_in(ids.to_vec())).all(db).await.map_err(classify)?;
+    let values = user_attributes::Entity::find()
+        .filter(user_attributes::Column::UserId.is_in(ids.to_vec()))
+        .order_by_asc(user_attributes::Column::Name)
+        .order_by_asc(user_attributes::Column::Position)
+        .all(db)
+        .await
+        .map_err(classify)?;
+    let mut attributes: BTreeMap<Uuid, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for value in values {
+        attributes.entry(value.user_id).or_default().entry(value.name).or_default().push(value.value);
+    }
+    let mut by_id: BTreeMap<Uuid, LocalUser> = BTreeMap::new();
+    for row in rows {
+        let stored = attributes.remove(&row.id).unwrap_or_default();
+        by_id.insert(row.id, to_local_user(schema, row, stored)?);
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+fn to_local_user(
+    schema: &AttributeSchema,
+    row: users::Model,
+    stored: BTreeMap<String, Vec<String>>,
+) -> Result<LocalUser, StoreError> {
+    let mut attributes = Attributes::new();
+    for (name, mut values) in stored {
+        let multi = schema.get(&name).map_or(values.len() > 1, |d| d.multi_valued);
+        let value = match (multi, values.pop()) {
+            (false, Some(single)) if values.is_empty() => AttributeValue::Single(single),
+            (_, Some(last)) => {
+                values.push(last);
+                AttributeValue::Multi(values)
+            }
+            (_, None) => continue,
+        };
+        attributes.insert(AttributeName::new(name)?, value);
+    }
+    Ok(LocalUser { id: UserId(row.id), username: Username::new(row.username)?, attributes })
+}
+
+/// Ids of users whose attribute `name` normalises to `normalized`.
+pub(crate) async fn user_ids_by_value<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    normalized: &str,
+    limit: u64,
+) -> Result<Vec<Uuid>, StoreError> {
+    if name == USERNAME {
+        let rows = users::Entity::find()
+            .filter(users::Column::UsernameNormalized.eq(normalized))
+            .limit(limit)
+            .all(db)
+            .await
+            .map_err(classify)?;
+        return Ok(rows.into_iter().map(|row| row.id).collect());
+    }
+    let rows = user_attributes::Entity::find()
+        .select_only()
+        .column(user_attributes::Column::UserId)
+        .distinct()
+        .filter(user_attributes::Column::Name.eq(name))
+        .filter(user_attributes::Column::LookupHash.eq(lookup_hash(normalized)))
+        .limit(limit)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await
+        .map_err(classify)?;
+    Ok(rows)
+}
+
+/// Replaces a user's attributes with `attributes`. Unique values collide in
+/// the unique index, failing the transaction.
+pub(crate) async fn write_attributes<C: ConnectionTrait>(
+    db: &C,
+    schema: &AttributeSchema,
+    user: Uuid,
+    attributes: &Attributes,
+) -> Result<(), StoreError> {
+    user_attributes::Entity::delete_many()
+        .filter(user_attributes::Column::UserId.eq(user))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    let rows: Vec<user_attributes::ActiveModel> = schema
+        .index(attributes)
+        .into_iter()
+        .map(|entry| {
+            let hash = lookup_hash(&entry.normalized);
+            user_attributes::ActiveModel {
+                user_id: Set(user),
+                name: Set(entry.name.as_str().to_owned()),
+                position: Set(i32::try_from(entry.position).unwrap_or(i32::MAX)),
+                value: Set(entry.value),
+                unique_hash: Set(entry.unique.then(|| hash.clone())),
+                lookup_hash: Set(hash),
+                ..Default::default()
+            }
+        })
+        .collect();
+    if !rows.is_empty() {
+        user_attributes::Entity::insert_many(rows).exec(db).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Inserts a user row and its attributes.
+pub(crate) async fn insert_user<C: ConnectionTrait>(
+    db: &C,
+    schema: &AttributeSchema,
+    username: &Username,
+    attributes: &Attributes,
+    password_hash: Option<String>,
+    now: OffsetDateTime,
+) -> Result<LocalUser, StoreError> {
+    let id = Uuid::now_v7();
+    users::Entity::insert(users::ActiveModel {
+        id: Set(id),
+        username: Set(username.as_str().to_owned()),
+        username_normalized: Set(username.normalized()),
+        password_hash: Set(password_hash),
+        totp_secret: Set(None),
+        locked: Set(false),
+        created_at: Set(millis(now)),
+        updated_at: Set(millis(now)),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(classify)?;
+    write_attributes(db, schema, id, attributes).await?;
+    Ok(LocalUser { id: UserId(id), username: username.clone(), attributes: attributes.clone() })
+}
+
+/// Sets `updated_at`; fails with [`StoreError::Conflict`] if the user is gone.
+pub(crate) async fn touch_user<C: ConnectionTrait>(db: &C, user: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+    users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::value(millis(now)))
+        .filter(users::Column::Id.eq(user))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    let exists = users::Entity::find_by_id(user).one(db).await.map_err(classify)?.is_some();
+    if exists { Ok(()) } else { Err(StoreError::Conflict(format!("user {user} was deleted"))) }
+}
+
+impl Store {
+    /// One attempt at creating an administrator's user.
+    async fn insert_local_user(&self, user: &NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
+        const TAKEN: &str = "the username or a unique attribute value";
+        let tx = self.db.begin().await.map_err(classify)?;
+        let created = insert_user(&tx, &self.schema, &user.username, &user.attributes, user.password_hash.clone(), now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(TAKEN.to_owned()),
+                other => other,
+            })?;
+        tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
+        Ok(created)
+    }
+}
+
+#[async_trait]
+impl UserStore for Store {
+    async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
+        self.schema.check(&user.attributes)?;
+        retry_transient(|| self.insert_local_user(&user, now)).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<LocalUser>, StoreError> {
+        Ok(load_users(&self.db, &self.schema, &[id.0]).await?.pop())
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError> {
+        let ids = user_ids_by_value(&self.db, USERNAME, &self.schema.normalize(USERNAME, username), 1).await?;
+        Ok(load_users(&self.db, &self.schema, &ids).await?.pop())
+    }
+
+    async fn find_users(&self, name: &AttributeName, value: &str, limit: u64) -> Result<Vec<LocalUser>, StoreError> {
+        let normalized = self.schema.normalize(name.as_str(), value);
+        let ids = user_ids_by_value(&self.db, name.as_str(), &normalized, limit).await?;
+        let users = load_users(&self.db, &self.schema, &ids).await?;
+        // The hash index finds candidates; the comparison decides.
+        Ok(users
+            .into_iter()
+            .filter(|u| {
+                name.as_str() == USERNAME && u.username.normalized() == normalized
+                    || u.attributes.get(name.as_str()).is_some_and(|v| {
+                        v.values().iter().any(|v| self.schema.normalize(name.as_str(), v) == normalized)
+                    })
+            })
+            .collect())
+    }
+
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        let row = users::Entity::find_by_id(id.0).one(&self.db).await.map_err(classify)?;
+        Ok(row.and_then(|row| row.password_hash))
+    }
+
+    async fn federated_links(&self, id: UserId) -> Result<Vec<FederatedLink>, StoreError> {
+        let rows = federated_identities::Entity::find()
+            .filter(federated_identities::Column::UserId.eq(id.0))
+            .order_by_asc(federated_identities::Column::Connection)
+            .order_by_asc(federated_identities::Column::Subject)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(FederatedLink {
+                    connection: row.connection.try_into()?,
+                    subject: row.subject.try_into()?,
+                    first_seen: from_millis(row.first_seen),
+                    last_seen: from_millis(row.last_seen),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        retry_transient(|| async {
+            let result = users::Entity::delete_by_id(id.0).exec(&self.db).await.map_err(classify)?;
+            Ok(result.rows_affected > 0)
+        })
+        .await
+    }
+}

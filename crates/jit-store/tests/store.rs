@@ -1,0 +1,486 @@
+//! The store suite. Each test gets a fresh database on the backend named by
+//! `JIT_STORE_TEST_URL` (a PostgreSQL or MySQL/MariaDB server URL whose
+//! database is used only to create the per-test ones), or a temporary SQLite
+//! file when it is unset. `cargo xtask ci` runs it on all three.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use jit_domain::ports::*;
+use jit_domain::prelude::*;
+use jit_domain::schema::USERNAME;
+use jit_store::Store;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::json;
+use time::OffsetDateTime;
+
+// ---------------------------------------------------------------------------
+// Harness
+
+struct TestDb {
+    store: Store,
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        Self::with_schema(schema()).await
+    }
+
+    async fn with_schema(schema: AttributeSchema) -> Self {
+        let (url, cleanup, dir) = match std::env::var("JIT_STORE_TEST_URL").ok().filter(|u| !u.is_empty()) {
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
+                (url, None, Some(dir))
+            }
+            Some(server) => {
+                let name = format!("jit_t_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&server).await.expect("connect to the test server");
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                admin.close().await.unwrap();
+                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+                (format!("{base}/{name}"), Some((server.clone(), name)), None)
+            }
+        };
+        let store = Store::connect(&url, schema).await.unwrap();
+        store.migrate().await.unwrap();
+        Self { store, cleanup, _dir: dir }
+    }
+
+    async fn finish(self) {
+        let Self { store, cleanup, _dir } = self;
+        store.database().clone().close().await.unwrap();
+        if let Some((server, name)) = cleanup {
+            let admin = Database::connect(&server).await.unwrap();
+            let force = if admin.get_database_backend() == DbBackend::Postgres { " WITH (FORCE)" } else { "" };
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}")).await.unwrap();
+        }
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let db = self.store.database();
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+}
+
+fn schema() -> AttributeSchema {
+    AttributeSchema::standard()
+        .declare(AttributeDefinition {
+            name: AttributeName::new("employee_id").unwrap(),
+            unique: true,
+            multi_valued: false,
+            normalization: Normalization::Exact,
+        })
+        .unwrap()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn attrs(value: serde_json::Value) -> Attributes {
+    serde_json::from_value(value).unwrap()
+}
+
+fn connection(name: &str, jit: JitPolicy) -> Connection {
+    Connection {
+        name: ConnectionName::new(name).unwrap(),
+        display_name: format!("{name} IdP"),
+        protocol: Protocol::Oidc,
+        oidc: OidcSettings {
+            issuer: format!("https://{name}.example"),
+            client_id: "jit".into(),
+            client_secret: Some("s3cret".into()),
+            scopes: vec!["openid".into(), "email".into()],
+            ..OidcSettings::default()
+        },
+        claim_mappings: Default::default(),
+        jit,
+    }
+}
+
+fn identity(connection: &str, subject: &str, attributes: serde_json::Value) -> FederatedIdentity {
+    FederatedIdentity {
+        connection: ConnectionName::new(connection).unwrap(),
+        subject: Subject::new(subject).unwrap(),
+        attributes: attrs(attributes),
+        email_verified: true,
+    }
+}
+
+async fn with_connection(db: &TestDb, name: &str, jit: JitPolicy) -> Connection {
+    let connection = connection(name, jit);
+    db.store.create_connection(&connection, now()).await.unwrap();
+    connection
+}
+
+async fn sign_in(db: &TestDb, connection: &Connection, identity: &FederatedIdentity) -> ProvisioningOutcome {
+    provision(&db.store, &connection.jit, db.store.schema(), identity, now()).await.unwrap()
+}
+
+fn signed_in_user(outcome: &ProvisioningOutcome) -> &LocalUser {
+    match outcome {
+        ProvisioningOutcome::SignedIn { user, .. } => user,
+        other => panic!("expected a signed-in user, got {other:?}"),
+    }
+}
+
+async fn local_user(db: &TestDb, username: &str, attributes: serde_json::Value) -> LocalUser {
+    let user =
+        NewLocalUser { username: Username::new(username).unwrap(), attributes: attrs(attributes), password_hash: None };
+    db.store.create_user(user, now()).await.unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Schema and plain CRUD
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let db = TestDb::new().await;
+    db.store.migrate().await.unwrap();
+    db.store.ping().await.unwrap();
+    assert_eq!(db.count("users").await, 0);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn users_are_found_by_normalised_unique_values() {
+    let db = TestDb::new().await;
+    let ann =
+        local_user(&db, "Ann", json!({"email": "Ann@Example.com", "groups": ["a", "b"], "given_name": "Ann"})).await;
+
+    let by_email = db.store.find_users(&AttributeName::new("email").unwrap(), " ann@EXAMPLE.com ", 10).await.unwrap();
+    assert_eq!(by_email, vec![ann.clone()]);
+    assert_eq!(db.store.user_by_username("ANN").await.unwrap(), Some(ann.clone()));
+    assert_eq!(db.store.user(ann.id).await.unwrap(), Some(ann.clone()));
+    let by_group = db.store.find_users(&AttributeName::new("groups").unwrap(), "b", 10).await.unwrap();
+    assert_eq!(by_group.len(), 1);
+    // Non-unique values are exact: case matters.
+    assert!(db.store.find_users(&AttributeName::new("given_name").unwrap(), "ann", 10).await.unwrap().is_empty());
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn unique_values_are_enforced_by_the_database_and_nothing_is_half_written() {
+    let db = TestDb::new().await;
+    local_user(&db, "ann", json!({"email": "ann@example.com", "employee_id": "E-1"})).await;
+    let attempts = [
+        ("ANN", json!({"email": "other@example.com"})),
+        ("bob", json!({"email": "ANN@example.com"})),
+        ("bob", json!({"employee_id": "E-1"})),
+    ];
+    for (username, attributes) in attempts {
+        let user = NewLocalUser {
+            username: Username::new(username).unwrap(),
+            attributes: attrs(attributes),
+            password_hash: None,
+        };
+        let error = db.store.create_user(user, now()).await.unwrap_err();
+        assert!(matches!(error, StoreError::Taken(_)), "{error:?}");
+    }
+    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("user_attributes").await, 2);
+
+    // Schema violations are refused before any write.
+    let bad = NewLocalUser {
+        username: Username::new("cy").unwrap(),
+        attributes: attrs(json!({"shoe_size": "42"})),
+        password_hash: None,
+    };
+    assert!(matches!(db.store.create_user(bad, now()).await, Err(StoreError::Invalid(_))));
+    assert_eq!(db.count("users").await, 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn connections_and_applications_round_trip() {
+    let db = TestDb::new().await;
+    let mut corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    assert!(matches!(db.store.create_connection(&corp, now()).await, Err(StoreError::Taken(_))));
+    corp.jit.sync_method = SyncMethod::PreserveLocal;
+    db.store.update_connection(&corp, now()).await.unwrap();
+    assert_eq!(db.store.connection(&corp.name).await.unwrap(), Some(corp.clone()));
+    assert_eq!(db.store.connections().await.unwrap(), vec![corp.clone()]);
+    let ghost = connection("ghost", JitPolicy::default());
+    assert!(matches!(db.store.update_connection(&ghost, now()).await, Err(StoreError::NotFound(_))));
+
+    let app = Application {
+        name: "portal".into(),
+        client_id: "portal-client".into(),
+        client_secret_hash: Some("$argon2id$...".into()),
+        redirect_uris: vec!["https://portal.example/cb".into()],
+        public: false,
+        sign_in: serde_json::from_value(json!({"steps": [{"options": ["LOCAL", "corp"]}, {"options": ["TOTP"]}]}))
+            .unwrap(),
+    };
+    db.store.create_application(&app, now()).await.unwrap();
+    assert!(matches!(db.store.create_application(&app, now()).await, Err(StoreError::Taken(_))));
+    let renamed = Application { name: "portal 2".into(), ..app.clone() };
+    db.store.update_application(&renamed, now()).await.unwrap();
+    assert_eq!(db.store.application("portal-client").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(db.store.applications().await.unwrap(), vec![renamed]);
+    assert!(db.store.delete_application("portal-client").await.unwrap());
+    assert!(!db.store.delete_application("portal-client").await.unwrap());
+
+    assert!(db.store.delete_connection(&corp.name).await.unwrap());
+    assert_eq!(db.store.connection(&corp.name).await.unwrap(), None);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn flow_state_expires_and_is_taken_once() {
+    let db = TestDb::new().await;
+    let later = now() + time::Duration::minutes(10);
+    db.store.put_flow("f1", &json!({"step": 1}), later).await.unwrap();
+    db.store.put_flow("f1", &json!({"step": 2}), later).await.unwrap();
+    assert_eq!(db.store.flow("f1", now()).await.unwrap(), Some(json!({"step": 2})));
+    assert_eq!(db.store.flow("f1", later).await.unwrap(), None, "expired at its expiry time");
+
+    let store = Arc::new(db.store.clone());
+    let takes = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_flow("f1", now()).await.unwrap() })
+    });
+    let taken: Vec<_> = futures::future::join_all(takes).await.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken, vec![json!({"step": 2})], "exactly one taker gets the state");
+
+    db.store.put_flow("old", &json!({}), now()).await.unwrap();
+    assert_eq!(db.store.purge_expired_flows(now()).await.unwrap(), 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn signing_keys_are_listed_newest_first_and_retired() {
+    let db = TestDb::new().await;
+    for (i, kid) in ["k1", "k2"].iter().enumerate() {
+        let key = SigningKey {
+            kid: (*kid).into(),
+            algorithm: "ES256".into(),
+            private_key_der: vec![1, 2, 3, i as u8],
+            created_at: now() + time::Duration::seconds(i as i64),
+            active: true,
+        };
+        db.store.add_signing_key(&key).await.unwrap();
+    }
+    assert!(db.store.retire_signing_key("k1").await.unwrap());
+    assert!(!db.store.retire_signing_key("nope").await.unwrap());
+    let keys = db.store.signing_keys().await.unwrap();
+    assert_eq!(keys.iter().map(|k| (k.kid.as_str(), k.active)).collect::<Vec<_>>(), [("k2", true), ("k1", false)]);
+    assert_eq!(keys[1].private_key_der, vec![1, 2, 3, 0]);
+    db.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// Provisioning
+
+#[tokio::test]
+async fn first_login_creates_then_returning_logins_sync() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+
+    let first = identity("corp", "s1", json!({"username": "ann", "email": "ann@corp.example", "phone_number": "1"}));
+    let outcome = sign_in(&db, &corp, &first).await;
+    let ann = signed_in_user(&outcome).clone();
+    assert_eq!(ann.username.as_str(), "ann");
+    assert_eq!(ann.attributes, attrs(json!({"email": "ann@corp.example", "phone_number": "1"})));
+    assert_eq!(db.store.associated_user(&corp.name, &first.subject).await.unwrap(), Some(ann.clone()));
+
+    let again = identity("corp", "s1", json!({"email": "ann@corp.example", "given_name": "Ann"}));
+    let outcome = sign_in(&db, &corp, &again).await;
+    assert_eq!(signed_in_user(&outcome).attributes, attrs(json!({"email": "ann@corp.example", "given_name": "Ann"})));
+    assert_eq!(db.store.user(ann.id).await.unwrap().unwrap().attributes, signed_in_user(&outcome).attributes);
+
+    // Unchanged claims: a sign-in, no audit event.
+    sign_in(&db, &corp, &again).await;
+    let events = db.store.audit_events(&AuditFilter { user: Some(ann.id), ..Default::default() }).await.unwrap();
+    let actions: Vec<_> = events.iter().map(|e| e.action.clone()).collect();
+    let changed = ["given_name", "phone_number"].map(|n| AttributeName::new(n).unwrap()).into_iter().collect();
+    assert_eq!(actions, [AuditAction::Synced { changed }, AuditAction::Created]);
+    let links = db.store.federated_links(ann.id).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].subject.as_str(), "s1");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn linking_by_email_and_refusals_write_only_the_audit_event() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    let ann = local_user(&db, "ann", json!({"email": "ann@corp.example", "phone_number": "1"})).await;
+
+    // An unverified email does not link, and nothing is written.
+    let mut unverified = identity("corp", "s1", json!({"email": "ANN@corp.example"}));
+    unverified.email_verified = false;
+    let outcome = sign_in(&db, &corp, &unverified).await;
+    assert_eq!(outcome, ProvisioningOutcome::Refused(Refusal::UnverifiedEmail));
+    assert_eq!(db.count("federated_identities").await, 0);
+    assert_eq!(db.count("users").await, 1);
+
+    let verified = FederatedIdentity { email_verified: true, ..unverified };
+    let outcome = sign_in(&db, &corp, &verified).await;
+    assert_eq!(signed_in_user(&outcome).id, ann.id);
+    assert!(matches!(outcome, ProvisioningOutcome::SignedIn { decision: Decision::Link { .. }, .. }));
+
+    let strict = JitPolicy {
+        linking: LinkingPolicy { skip_provisioning_without_match: true, ..LinkingPolicy::default() },
+        ..JitPolicy::default()
+    };
+    let partner = with_connection(&db, "partner", strict).await;
+    let stranger = identity("partner", "x", json!({"email": "nobody@partner.example"}));
+    assert_eq!(sign_in(&db, &partner, &stranger).await, ProvisioningOutcome::Refused(Refusal::NoMatchingAccount));
+    assert_eq!(db.count("users").await, 1);
+
+    let events = db
+        .store
+        .audit_events(&AuditFilter { connection: Some(partner.name.clone()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, AuditAction::Refused { refusal: Refusal::NoMatchingAccount });
+    assert_eq!(events[0].user, None);
+    assert_eq!(db.count("audit_events").await, 3, "refused, linked, refused");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn jit_disabled_writes_nothing() {
+    let db = TestDb::new().await;
+    let off = with_connection(&db, "partner", JitPolicy { enabled: false, ..JitPolicy::default() }).await;
+    let visitor = identity("partner", "v", json!({"email": "v@partner.example"}));
+    assert_eq!(sign_in(&db, &off, &visitor).await, ProvisioningOutcome::PassThrough(visitor.clone()));
+    for table in ["users", "federated_identities", "audit_events"] {
+        assert_eq!(db.count(table).await, 0, "{table}");
+    }
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_colliding_write_rolls_back_whole() {
+    let db = TestDb::new().await;
+    with_connection(&db, "corp", JitPolicy::default()).await;
+    local_user(&db, "ann", json!({"email": "ann@corp.example"})).await;
+    // A decision taken on stale data: the email was taken after the lookup.
+    let stale = Decision::Create {
+        username: Username::new("newcomer").unwrap(),
+        attributes: attrs(json!({"given_name": "N", "email": "ANN@corp.example"})),
+    };
+    let who = identity("corp", "s9", json!({}));
+    let error = db.store.apply(&who, &stale, now()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("user_attributes").await, 1);
+    assert_eq!(db.count("federated_identities").await, 0);
+    assert_eq!(db.count("audit_events").await, 0);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_attributes_and_associations_but_not_the_audit_trail() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    let who = identity("corp", "s1", json!({"email": "ann@corp.example", "groups": ["x", "y"]}));
+    let ann = signed_in_user(&sign_in(&db, &corp, &who).await).clone();
+    assert!(db.store.delete_user(ann.id).await.unwrap());
+    assert!(!db.store.delete_user(ann.id).await.unwrap());
+    assert_eq!(db.count("user_attributes").await, 0);
+    assert_eq!(db.count("federated_identities").await, 0);
+    assert_eq!(db.count("audit_events").await, 1);
+    // The next sign-in provisions a new account.
+    let again = signed_in_user(&sign_in(&db, &corp, &who).await).clone();
+    assert_ne!(again.id, ann.id);
+    db.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// Races
+
+const RACERS: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_logins_create_exactly_one_account() {
+    let db = TestDb::new().await;
+    let corp = Arc::new(with_connection(&db, "corp", JitPolicy::default()).await);
+    let store = Arc::new(db.store.clone());
+    let who = Arc::new(identity("corp", "racer", json!({"username": "racer", "email": "racer@corp.example"})));
+    let logins = (0..RACERS).map(|_| {
+        let (store, corp, who) = (store.clone(), corp.clone(), who.clone());
+        tokio::spawn(async move { provision(&*store, &corp.jit, store.schema(), &who, now()).await })
+    });
+    let outcomes: Vec<ProvisioningOutcome> =
+        futures::future::join_all(logins).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+
+    let ids: std::collections::BTreeSet<UserId> = outcomes.iter().map(|o| signed_in_user(o).id).collect();
+    assert_eq!(ids.len(), 1, "every login signed in as the same user");
+    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("federated_identities").await, 1);
+    let created = db.store.audit_events(&AuditFilter::default()).await.unwrap();
+    assert_eq!(created.iter().filter(|e| e.action == AuditAction::Created).count(), 1);
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_racing_a_create_on_the_same_email_ends_with_one_account() {
+    let db = TestDb::new().await;
+    let store = Arc::new(db.store.clone());
+    // Two IdPs assert the same verified email for different subjects: whoever
+    // wins creates the account, the other links to it.
+    let mut connections = Vec::new();
+    for name in ["corp", "partner"] {
+        connections.push(Arc::new(with_connection(&db, name, JitPolicy::default()).await));
+    }
+    let logins = (0..RACERS).map(|i| {
+        let store = store.clone();
+        let connection = connections[i % 2].clone();
+        let who = identity(connection.name.as_str(), "same-person", json!({"email": "Same@Example.com"}));
+        tokio::spawn(async move { provision(&*store, &connection.jit, store.schema(), &who, now()).await })
+    });
+    let outcomes: Vec<ProvisioningOutcome> =
+        futures::future::join_all(logins).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let ids: std::collections::BTreeSet<UserId> = outcomes.iter().map(|o| signed_in_user(o).id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("federated_identities").await, 2);
+
+    // An administrator creating a user with an email a federated login is
+    // provisioning at the same moment: one account either way.
+    let admin = NewLocalUser {
+        username: Username::new("admin-made").unwrap(),
+        attributes: attrs(json!({"email": "race@example.com"})),
+        password_hash: None,
+    };
+    let federated = identity("corp", "racer-2", json!({"email": "RACE@example.com"}));
+    let corp = connections[0].clone();
+    let (created, provisioned) =
+        tokio::join!(store.create_user(admin, now()), provision(&*store, &corp.jit, store.schema(), &federated, now()));
+    let provisioned = signed_in_user(&provisioned.unwrap()).clone();
+    match created {
+        Ok(user) => assert_eq!(user.id, provisioned.id, "the federated login linked to the admin's user"),
+        Err(StoreError::Taken(_)) => {}
+        Err(other) => panic!("{other:?}"),
+    }
+    let holders = store.find_users(&AttributeName::new("email").unwrap(), "race@example.com", 10).await.unwrap();
+    assert_eq!(holders.len(), 1);
+    assert_eq!(db.count("users").await, 2);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn username_is_unique_case_insensitively_across_provisioning() {
+    let db = TestDb::new().await;
+    let corp = with_connection(
+        &db,
+        "corp",
+        JitPolicy { linking: LinkingPolicy { enabled: false, ..Default::default() }, ..JitPolicy::default() },
+    )
+    .await;
+    local_user(&db, "Ann", json!({})).await;
+    let who = identity("corp", "s1", json!({USERNAME: "ann"}));
+    let user = signed_in_user(&sign_in(&db, &corp, &who).await).clone();
+    assert_eq!(user.username.as_str(), "corp.s1");
+    db.finish().await;
+}

@@ -1,0 +1,122 @@
+//! The `jit` binary: loads configuration, wires the crates together and runs
+//! a subcommand. Nothing else lives here.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jit_domain::schema::AttributeSchema;
+use jit_flow::clock::{Clock, SystemClock};
+use jit_flow::idps::{IdpRegistry, IdpSettings};
+use jit_flow::{FlowSettings, SignInEngine};
+use jit_server::{AppState, KeyRing, ServerSettings};
+use jit_store::Store;
+
+/// jit: an identity broker that signs users in through external identity
+/// providers and provisions their local accounts just in time.
+#[derive(Debug, Parser)]
+#[command(name = "jit", version)]
+struct Cli {
+    #[command(flatten)]
+    database: config::DatabaseArgs,
+    #[command(flatten)]
+    serve: config::ServeArgs,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs(&cli.serve.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.database, &cli.serve).await,
+        Command::Migrate => migrate(&cli.database).await.map(drop),
+    }
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" { builder.json().init() } else { builder.init() }
+}
+
+async fn migrate(database: &config::DatabaseArgs) -> anyhow::Result<Store> {
+    let store =
+        Store::connect(&database.database_url, AttributeSchema::standard()).await.context("opening the database")?;
+    store.migrate().await.context("migrating the database")?;
+    tracing::info!(database = %jit_store::redact(&database.database_url), "database schema is up to date");
+    Ok(store)
+}
+
+async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> anyhow::Result<()> {
+    let store = Arc::new(migrate(database).await?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let public_url = args.public_url();
+    let keys = Arc::new(KeyRing::open(store.clone(), clock.now()).await.context("loading signing keys")?);
+    let engine = SignInEngine::new(
+        store.clone(),
+        store.schema().clone(),
+        IdpRegistry::new(IdpSettings::default()),
+        clock.clone(),
+        FlowSettings { public_url: public_url.clone(), ..FlowSettings::default() },
+    );
+    let admin_token = match &args.admin_token {
+        Some(token) => token.clone(),
+        None => {
+            let token = jit_flow::secret::random_token().context("generating the admin token")?;
+            println!("Admin API token (generated for this run; set JIT_ADMIN_TOKEN to choose one): {token}");
+            token
+        }
+    };
+    let state = AppState {
+        store,
+        engine: Arc::new(engine),
+        keys,
+        clock,
+        settings: Arc::new(ServerSettings::new(public_url.clone())),
+        admin_token: Arc::new(admin_token),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(listen = %args.listen, issuer = %public_url, "jit is serving");
+    println!("jit is listening on {} (issuer {public_url})", listener.local_addr()?);
+    axum::serve(listener, jit_server::router(state)).with_graceful_shutdown(shutdown()).await.context("serving")?;
+    tracing::info!("jit stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM: in-flight requests finish, new ones are
+/// refused.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

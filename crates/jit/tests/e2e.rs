@@ -1,0 +1,160 @@
+//! End to end over real HTTP: an application (openid-client) signs users in
+//! at `jit serve`, which brokers to an external IdP (oidc-provider) and
+//! provisions them just in time. See `support` for the harness.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn alice(claims: Value) -> Value {
+    let mut base = json!({"sub": "alice-sub", "email": "Alice@Example.com", "email_verified": true,
+                          "given_name": "Alice", "preferred_username": "alice"});
+    if let (Value::Object(base), Value::Object(extra)) = (&mut base, claims) {
+        base.extend(extra);
+    }
+    json!({"alice": base})
+}
+
+fn jit(sync_method: &str) -> Value {
+    json!({"enabled": true, "sync_method": sync_method, "trust_email": false,
+           "linking": {"enabled": true, "rules": [], "skip_provisioning_without_match": false}})
+}
+
+fn step1() -> Value {
+    json!([{"options": ["LOCAL", "corp"]}])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_login_creates_the_user_and_the_application_gets_its_claims() {
+    let world = World::start(jit("override_all"), alice(json!({})), step1()).await;
+    let page = world.federated_login("alice").await;
+    let claims = World::app_claims(&page);
+    let id_token = &claims["id_token_claims"];
+    assert_eq!(id_token["email"], "Alice@Example.com");
+    assert_eq!(id_token["preferred_username"], "alice");
+    assert_eq!(id_token["given_name"], "Alice");
+    assert_eq!(id_token["iss"], world.jit_url.as_str());
+    assert_eq!(claims["userinfo"]["sub"], id_token["sub"]);
+
+    let users = world.users_with_email("alice@example.com").await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["id"], id_token["sub"], "sub is the local user's id");
+    assert_eq!(users[0]["federated_identities"][0]["connection"], "corp");
+    assert_eq!(users[0]["federated_identities"][0]["subject"], "alice-sub");
+    let audit = world.audit().await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["action"], "created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn returning_logins_sync_attributes_by_each_method() {
+    let mut world = World::start(jit("override_all"), alice(json!({})), step1()).await;
+    let cases = [
+        // (method, second-login claims, expected local attributes after it)
+        (
+            "override_all",
+            json!({"given_name": null, "family_name": "Liddell"}),
+            json!({"email": "Alice@Example.com", "family_name": "Liddell"}),
+        ),
+        (
+            "preserve_local",
+            json!({"given_name": "Al"}),
+            json!({"email": "Alice@Example.com", "given_name": "Al", "family_name": "Liddell"}),
+        ),
+        (
+            "none",
+            json!({"given_name": "Ignored", "family_name": "Ignored"}),
+            json!({"email": "Alice@Example.com", "given_name": "Al", "family_name": "Liddell"}),
+        ),
+    ];
+    World::app_claims(&world.federated_login("alice").await);
+    let user_id = world.users_with_email("alice@example.com").await[0]["id"].as_str().unwrap().to_owned();
+    for (method, claims, expected) in cases {
+        let mut connection = world.admin.get("/connections/corp").await;
+        connection["jit"]["sync_method"] = json!(method);
+        world.admin.put("/connections/corp", connection).await;
+        world.set_idp_users(&alice(claims)).await;
+        world.new_browser();
+        World::app_claims(&world.federated_login("alice").await);
+        let user = world.admin.get(&format!("/users/{user_id}")).await;
+        assert_eq!(user["attributes"], expected, "after a login with sync method {method}");
+    }
+    let audit = world.audit().await;
+    assert_eq!(
+        audit.iter().filter(|e| e["action"] == "synced").count(),
+        2,
+        "override_all and preserve_local changed something: {audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_email_links_to_the_existing_local_user() {
+    let world = World::start(jit("override_all"), alice(json!({})), step1()).await;
+    let local = world
+        .admin
+        .post(
+            "/users",
+            json!({"username": "alice.local", "password": "pw-123456", "attributes": {"email": "alice@example.com"}}),
+        )
+        .await;
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["sub"], local["id"]);
+    assert_eq!(world.users_with_email("alice@example.com").await.len(), 1);
+    let audit = world.audit().await;
+    assert_eq!(audit[0]["action"], "linked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unverified_email_does_not_link_and_says_why() {
+    let world = World::start(jit("override_all"), alice(json!({"email_verified": false})), step1()).await;
+    world.admin.post("/users", json!({"username": "alice.local", "attributes": {"email": "alice@example.com"}})).await;
+    let page = world.federated_login("alice").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("did not mark it as verified"), "{}", page.body);
+    let users = world.users_with_email("alice@example.com").await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["federated_identities"], json!([]), "nothing was linked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fallback_rule_links_when_the_first_rule_finds_nothing() {
+    let mut policy = jit("override_all");
+    policy["linking"]["rules"] =
+        json!([{"federated": "email", "local": "email"}, {"federated": "username", "local": "username"}]);
+    let world = World::start(policy, alice(json!({"email": "new-address@example.com"})), step1()).await;
+    let local =
+        world.admin.post("/users", json!({"username": "alice", "attributes": {"email": "old@example.com"}})).await;
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["sub"], local["id"]);
+    let audit = world.audit().await;
+    assert_eq!(audit[0]["action"], "linked");
+    assert_eq!(audit[0]["rule"]["index"], 1, "the fallback rule matched: {audit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_provisioning_refuses_with_a_page_and_writes_nothing_but_the_audit_event() {
+    let mut policy = jit("override_all");
+    policy["linking"]["skip_provisioning_without_match"] = json!(true);
+    let world = World::start(policy, alice(json!({})), step1()).await;
+    let page = world.federated_login("alice").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("no local account matches"), "{}", page.body);
+    assert!(world.users_with_email("alice@example.com").await.is_empty());
+    let audit = world.audit().await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["action"], "refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jit_disabled_passes_claims_to_the_application_and_creates_no_user() {
+    let off = json!({"enabled": false});
+    let world = World::start(off, alice(json!({})), step1()).await;
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["email"], "Alice@Example.com");
+    assert_eq!(claims["userinfo"]["given_name"], "Alice");
+    assert!(world.users_with_email("alice@example.com").await.is_empty());
+    assert!(world.audit().await.is_empty());
+}
