@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
+pub mod harness;
 mod keys;
 mod server;
 

@@ -1,0 +1,277 @@
+//! Real processes on loopback for end-to-end tests and benchmarks: `jit
+//! serve`, the external IdP (`interop/idp.mjs`, oidc-provider) and the
+//! application (`interop/app.mjs`, openid-client), driven by a scripted
+//! browser (an HTTP client with a cookie jar that follows redirects one hop at
+//! a time and submits forms) and an admin API client.
+//!
+//! Test support: failures panic with a message, which is how a test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The admin token every harnessed `jit serve` gets.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+
+/// A child process, killed when dropped.
+pub struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Spawns `command` and waits for a stdout line starting with `ready`.
+    fn spawn(name: &str, mut command: Command, ready: &str) -> Self {
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let ready = ready.to_owned();
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent && line.starts_with(&ready) {
+                    let _ = tx.send(line.clone());
+                    sent = true;
+                }
+                eprintln!("[{label}] {line}");
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(_) => Self { child, name: name.to_owned() },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{name} did not get ready within 30 s")
+            }
+        }
+    }
+
+    /// Stops the process now.
+    pub fn stop(self) {}
+
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operating system's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The workspace's `interop/` folder (run `npm ci` there first).
+pub fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
+}
+
+/// A user at the external IdP: login name and claims.
+pub fn idp_users(users: Value) -> String {
+    users.to_string()
+}
+
+/// The external IdP (oidc-provider), with one client: jit's connection
+/// `connection`, calling back to `jit_url`.
+pub fn start_idp(port: u16, jit_url: &str, connection: &str, users: &Value) -> Proc {
+    let clients = json!([{
+        "client_id": "jit",
+        "client_secret": "jit-secret-at-idp",
+        "redirect_uris": [format!("{jit_url}/federation/{connection}/callback")],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }]);
+    let mut command = Command::new("node");
+    command
+        .arg(interop_dir().join("idp.mjs"))
+        .env("IDP_PORT", port.to_string())
+        .env("IDP_CLIENTS", clients.to_string())
+        .env("IDP_USERS", users.to_string())
+        .env("IDP_TEST_CONTROL", "1");
+    Proc::spawn("idp", command, "READY")
+}
+
+/// The application (openid-client) registered at jit.
+pub fn start_app(port: u16, jit_url: &str, client_id: &str, client_secret: Option<&str>) -> Proc {
+    let mut command = Command::new("node");
+    command
+        .arg(interop_dir().join("app.mjs"))
+        .env("APP_PORT", port.to_string())
+        .env("APP_ISSUER", jit_url)
+        .env("APP_CLIENT_ID", client_id);
+    if let Some(secret) = client_secret {
+        command.env("APP_CLIENT_SECRET", secret);
+    }
+    Proc::spawn("app", command, "READY")
+}
+
+/// `jit serve` (the binary at `jit`) on `port` with `database_url`, public
+/// at its own address.
+pub fn start_jit(jit: &Path, port: u16, database_url: &str) -> Proc {
+    start_jit_public_at(jit, port, database_url, &format!("http://127.0.0.1:{port}"))
+}
+
+/// `jit serve` on `port` whose public URL is `public_url` (for instance
+/// another instance's address, as behind a load balancer).
+pub fn start_jit_public_at(jit: &Path, port: u16, database_url: &str, public_url: &str) -> Proc {
+    let mut command = Command::new(jit);
+    command
+        .arg("serve")
+        .env("JIT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("JIT_PUBLIC_URL", public_url)
+        .env("JIT_DATABASE_URL", database_url)
+        .env("JIT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
+    Proc::spawn("jit", command, "jit is listening")
+}
+
+/// A scripted browser: keeps cookies, follows redirects one hop at a time.
+pub struct Browser {
+    /// The HTTP client (cookie jar, no automatic redirects).
+    pub client: reqwest::Client,
+}
+
+/// Where a walk through redirects stopped.
+#[derive(Debug)]
+pub struct Page {
+    /// The last URL requested.
+    pub url: String,
+    /// Its status code.
+    pub status: u16,
+    /// Its body.
+    pub body: String,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    /// A browser with an empty cookie jar.
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self { client }
+    }
+
+    /// GETs `url` and follows redirects until a non-redirect answer.
+    pub async fn get(&self, url: &str) -> Page {
+        let response = self.client.get(url).send().await.unwrap();
+        self.follow(url, response).await
+    }
+
+    /// POSTs a form and follows redirects.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Page {
+        let response = self.client.post(url).form(form).send().await.unwrap();
+        self.follow(url, response).await
+    }
+
+    async fn follow(&self, url: &str, mut response: reqwest::Response) -> Page {
+        let mut url = url.to_owned();
+        for _ in 0..20 {
+            if !response.status().is_redirection() {
+                let status = response.status().as_u16();
+                return Page { url, status, body: response.text().await.unwrap() };
+            }
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            url = reqwest::Url::parse(&url).unwrap().join(&location).unwrap().to_string();
+            response = self.client.get(&url).send().await.unwrap();
+        }
+        panic!("too many redirects, last at {url}")
+    }
+
+    /// Signs in at the IdP's login page `page` as `login`.
+    pub async fn idp_login(&self, page: &Page, login: &str) -> Page {
+        assert_eq!(page.status, 200, "expected the IdP's login page at {}: {}", page.url, page.body);
+        let action = form_action(&page.body, "/login").unwrap_or_else(|| panic!("no login form in {}", page.body));
+        let action = reqwest::Url::parse(&page.url).unwrap().join(&action).unwrap().to_string();
+        self.post_form(&action, &[("login", login), ("password", "irrelevant")]).await
+    }
+}
+
+/// The `action` of the first form whose action ends with `suffix`.
+pub fn form_action(html: &str, suffix: &str) -> Option<String> {
+    html.match_indices("action=\"").find_map(|(i, _)| {
+        let rest = &html[i + 8..];
+        let action = &rest[..rest.find('"')?];
+        action.ends_with(suffix).then(|| action.replace("&amp;", "&"))
+    })
+}
+
+/// The value of a hidden input named `name`.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
+/// The admin API.
+pub struct Admin {
+    /// `<jit>/api/v1`.
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    /// The admin API of the jit at `jit_url`, with [`ADMIN_TOKEN`].
+    pub fn new(jit_url: &str) -> Self {
+        Self { base: format!("{jit_url}/api/v1"), client: reqwest::Client::new() }
+    }
+
+    /// Any call; the body as JSON when it parses, else as a string.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// POST, asserting success.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, value) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {value}");
+        value
+    }
+
+    /// PUT, asserting success.
+    pub async fn put(&self, path: &str, body: Value) -> Value {
+        let (status, value) = self.call(reqwest::Method::PUT, path, Some(body)).await;
+        assert!((200..300).contains(&status), "PUT {path}: {status} {value}");
+        value
+    }
+
+    /// GET, asserting 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, value) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {value}");
+        value
+    }
+}
