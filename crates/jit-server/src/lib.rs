@@ -16,6 +16,7 @@ mod signin;
 use std::sync::Arc;
 
 use axum::Router;
+use sha2::Digest;
 use axum::routing::{get, post};
 use jit_flow::SignInEngine;
 use jit_flow::clock::Clock;
@@ -34,15 +35,25 @@ pub struct ServerSettings {
     pub id_token_ttl: time::Duration,
     /// Access token lifetime.
     pub access_token_ttl: time::Duration,
+    /// Name of the cookie holding a sign-in's id: `jit_flow_` and a short
+    /// hash of the public URL, so that two jit instances on one host name
+    /// (a broker and an IdP on two ports, or two paths behind one domain)
+    /// do not overwrite each other's sign-ins; browsers key cookies by host,
+    /// not by port.
+    pub flow_cookie_name: String,
 }
 
 impl ServerSettings {
     /// Defaults for `public_url`: 5-minute ID tokens, 10-minute access tokens.
     pub fn new(public_url: impl Into<String>) -> Self {
+        let public_url = public_url.into().trim_end_matches('/').to_owned();
+        let digest = sha2::Sha256::digest(public_url.as_bytes());
+        let flow_cookie_name = format!("jit_flow_{}", hex_prefix(&digest, 4));
         Self {
-            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            public_url,
             id_token_ttl: time::Duration::minutes(5),
             access_token_ttl: time::Duration::minutes(10),
+            flow_cookie_name,
         }
     }
 
@@ -50,6 +61,11 @@ impl ServerSettings {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// The first `bytes` bytes of `digest` in lowercase hex.
+fn hex_prefix(digest: &[u8], bytes: usize) -> String {
+    digest.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What every handler can reach.

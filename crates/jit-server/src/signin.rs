@@ -17,13 +17,10 @@ use crate::error::PageError;
 use crate::oidc::with_query;
 use crate::pages::{SignInPage, render};
 
-/// The cookie holding the sign-in's id.
-const FLOW_COOKIE: &str = "jit_flow";
-
 /// The sign-in cookie: HttpOnly, SameSite=Lax (it must come back on the
 /// IdP's top-level redirect), Secure behind https.
 pub(crate) fn flow_cookie(state: &AppState, flow_id: String) -> Cookie<'static> {
-    let mut cookie = Cookie::new(FLOW_COOKIE, flow_id);
+    let mut cookie = Cookie::new(state.settings.flow_cookie_name.clone(), flow_id);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);
     cookie.set_path("/");
@@ -31,8 +28,8 @@ pub(crate) fn flow_cookie(state: &AppState, flow_id: String) -> Cookie<'static> 
     cookie
 }
 
-fn flow_id(jar: &CookieJar) -> Result<String, PageError> {
-    jar.get(FLOW_COOKIE).map(|c| c.value().to_owned()).ok_or_else(|| jit_flow::FlowError::Expired.into())
+fn flow_id(state: &AppState, jar: &CookieJar) -> Result<String, PageError> {
+    jar.get(&state.settings.flow_cookie_name).map(|c| c.value().to_owned()).ok_or_else(|| jit_flow::FlowError::Expired.into())
 }
 
 /// Turns the engine's answer into a response.
@@ -55,7 +52,7 @@ pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
 
 /// `GET /signin`: the current step.
 pub async fn show(State(state): State<AppState>, jar: CookieJar) -> Result<Response, PageError> {
-    let view = state.engine.view(&flow_id(&jar)?).await?;
+    let view = state.engine.view(&flow_id(&state, &jar)?).await?;
     Ok(render(StatusCode::OK, &SignInPage::from(view)))
 }
 
@@ -73,7 +70,7 @@ pub async fn password(
     jar: CookieJar,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
-    let next = state.engine.password(&flow_id(&jar)?, &form.csrf, &form.username, &form.password).await?;
+    let next = state.engine.password(&flow_id(&state, &jar)?, &form.csrf, &form.username, &form.password).await?;
     Ok(match next {
         // A failed attempt: show the page with its message, status 401.
         Next::Show(view) if view.error.is_some() => render(StatusCode::UNAUTHORIZED, &SignInPage::from(view)),
@@ -94,7 +91,7 @@ pub async fn federated(
     jar: CookieJar,
     Form(form): Form<FederatedForm>,
 ) -> Result<Response, PageError> {
-    let next = state.engine.federate(&flow_id(&jar)?, &form.csrf, &form.connection).await?;
+    let next = state.engine.federate(&flow_id(&state, &jar)?, &form.csrf, &form.connection).await?;
     Ok(next_response(&state, next))
 }
 
@@ -105,7 +102,7 @@ pub async fn callback(
     Path(connection): Path<String>,
     Query(params): Query<CallbackParams>,
 ) -> Result<Response, PageError> {
-    let cookie = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
+    let cookie = jar.get(&state.settings.flow_cookie_name).map(|c| c.value().to_owned());
     let next = state.engine.callback(cookie.as_deref(), &connection, &params).await?;
     Ok(next_response(&state, next))
 }

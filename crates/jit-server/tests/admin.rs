@@ -35,6 +35,7 @@ struct Server {
     base: String,
     client: reqwest::Client,
     store: Arc<Store>,
+    keys: Arc<KeyRing>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,14 +70,14 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             engine: Arc::new(engine),
-            keys,
+            keys: keys.clone(),
             clock,
             settings: Arc::new(ServerSettings::new(public_url.clone())),
             admin_token: Arc::new(TOKEN.to_owned()),
         };
         let app = jit_server::router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base: public_url, client: reqwest::Client::new(), store, _dir: dir }
+        Self { base: public_url, client: reqwest::Client::new(), store, keys, _dir: dir }
     }
 
     async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
@@ -753,9 +754,148 @@ async fn rotating_keys_makes_a_new_signing_key() {
     let before = server.store.signing_keys().await.unwrap();
     let answer = server.post("/keys/rotate", json!({})).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["algorithm"], "ES256", "ES256 by default");
     let kid = answer.body["kid"].as_str().unwrap();
     let keys = server.store.signing_keys().await.unwrap();
     assert_eq!(keys.len(), before.len() + 1);
     let active: Vec<&str> = keys.iter().filter(|k| k.active).map(|k| k.kid.as_str()).collect();
     assert_eq!(active, [kid], "only the new key signs");
+
+    // Without any body (`curl -X POST`), too.
+    let response =
+        server.client.post(format!("{}/api/v1/keys/rotate", server.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["algorithm"], "ES256");
+    assert_eq!(server.store.signing_keys().await.unwrap().iter().filter(|k| k.active).count(), 1);
+}
+
+/// The published JWK of `kid` (asserting there is one).
+async fn published_jwk(server: &Server, kid: &str) -> Value {
+    let jwks: Value =
+        server.client.get(format!("{}/oauth2/jwks", server.base)).send().await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    keys.iter().find(|k| k["kid"] == kid).cloned().unwrap_or_else(|| panic!("{kid} is not published: {jwks}"))
+}
+
+/// Verifies `token` against the published JWK named by its header, with
+/// that JWK's `alg`.
+async fn verify_with_published_key(server: &Server, token: &str) -> (jsonwebtoken::Header, Value) {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let published = published_jwk(server, header.kid.as_deref().unwrap()).await;
+    assert_eq!(published["alg"], format!("{:?}", header.alg), "the token's alg is the published key's");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(published).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["demo"]);
+    validation.set_required_spec_claims(&["exp", "aud"]);
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap();
+    (data.header, data.claims)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_to_rs256_publishes_an_rsa_key_that_verifies_the_tokens_it_signs() {
+    let server = Server::start().await;
+    let first = server.store.signing_keys().await.unwrap()[0].clone();
+    assert_eq!(first.algorithm, "ES256", "the key made at first start is ES256");
+
+    let answer = server.post("/keys/rotate", json!({"algorithm": "RS256"})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["algorithm"], "RS256");
+    let kid = answer.body["kid"].as_str().unwrap().to_owned();
+
+    // Stored like the EC keys: PKCS#8, here of a 2048-bit RSA key.
+    let stored = server.store.signing_keys().await.unwrap();
+    let rsa = stored.iter().find(|k| k.kid == kid).unwrap();
+    assert_eq!((rsa.algorithm.as_str(), rsa.active), ("RS256", true));
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&rsa.private_key_der).expect("PKCS#8");
+    assert_eq!(pair.public_modulus_len(), 256, "RSA 2048");
+    assert!(!stored.iter().find(|k| k.kid == first.kid).unwrap().active, "the ES256 key is retired");
+
+    // Published: an RSA signing key named by its RFC 7638 thumbprint, beside
+    // the retired EC key.
+    let jwk = published_jwk(&server, &kid).await;
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["alg"].as_str(), jwk["use"].as_str()),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    assert!(jwk["n"].as_str().is_some_and(|n| n.len() > 300) && jwk["e"] == "AQAB", "{jwk}");
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private part is published: {jwk}");
+    let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    assert_eq!(parsed.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).unwrap(), kid);
+    assert_eq!(published_jwk(&server, &first.kid).await["kty"], "EC", "the retired key stays published");
+
+    // Discovery lists both algorithms.
+    let discovery: Value = server
+        .client
+        .get(format!("{}/.well-known/openid-configuration", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["ES256", "RS256"]));
+
+    // What the ring signs now is RS256 under the new kid, and verifies
+    // against the published JWK.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({"iss": server.base, "sub": "someone", "aud": "demo", "iat": now, "exp": now + 300});
+    let token = server.keys.sign(&claims, None).await.unwrap();
+    let (header, verified) = verify_with_published_key(&server, &token).await;
+    assert_eq!((header.alg, header.kid.as_deref()), (jsonwebtoken::Algorithm::RS256, Some(kid.as_str())));
+    assert_eq!(verified, claims);
+
+    // Another instance over the same store (a restart) loads the stored RSA
+    // key and signs with it.
+    let other = KeyRing::open(server.store.clone(), time::OffsetDateTime::now_utc()).await.unwrap();
+    let token = other.sign(&claims, None).await.unwrap();
+    let (header, _) = verify_with_published_key(&server, &token).await;
+    assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
+    assert!(other.decoding_key(&kid).await.unwrap().is_some());
+
+    // Back to ES256: the RSA key is retired and still published.
+    let back = server.post("/keys/rotate", json!({"algorithm": "ES256"})).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    let es_kid = back.body["kid"].as_str().unwrap();
+    let (header, _) = verify_with_published_key(&server, &server.keys.sign(&claims, None).await.unwrap()).await;
+    assert_eq!((header.alg, header.kid.as_deref()), (jsonwebtoken::Algorithm::ES256, Some(es_kid)));
+    assert_eq!(published_jwk(&server, &kid).await["kty"], "RSA");
+    // The other instance still signs with its cached (retired, published)
+    // key until it rereads the store, but already verifies the new one.
+    assert!(other.decoding_key(es_kid).await.unwrap().is_some(), "an unknown kid rereads the store");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_refuses_unknown_algorithms_and_writes_nothing() {
+    let server = Server::start().await;
+    let before = server.store.signing_keys().await.unwrap();
+    for body in [json!({"algorithm": "HS256"}), json!({"algorithm": "rs256"}), json!({"algorithm": "none"})] {
+        let answer = server.post("/keys/rotate", body.clone()).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(answer.message().contains("ES256") && answer.message().contains("RS256"), "{body}: {}", answer.text);
+    }
+    let typo = server.post("/keys/rotate", json!({"alg": "RS256"})).await;
+    typo.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(typo.message().contains("algorithm"), "{}", typo.text);
+    let not_json = server
+        .client
+        .post(format!("{}/api/v1/keys/rotate", server.base))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body("RS256")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(server.store.signing_keys().await.unwrap().len(), before.len(), "no key was made");
+
+    // The document describes the optional body.
+    let document = server.send(Method::GET, "/openapi.json", None, None).await.body;
+    let body = &document["paths"]["/api/v1/keys/rotate"]["post"]["requestBody"];
+    assert_ne!(body["required"], json!(true), "{body}");
+    let schema = &body["content"]["application/json"]["schema"];
+    assert_eq!(schema["oneOf"][0]["$ref"], "#/components/schemas/RotateKeyRequest", "{body}");
+    assert_eq!(schema["oneOf"][1]["type"], "null", "{body}");
+    assert_eq!(document["components"]["schemas"]["SigningAlgorithm"]["enum"], json!(["ES256", "RS256"]));
 }
