@@ -9,10 +9,11 @@
 //! 4. all tests on SQLite: `cargo test --workspace --locked` with
 //!    `JIT_STORE_TEST_URL` removed, so the store suite uses temporary SQLite
 //!    files;
-//! 5. store suite on PostgreSQL: `cargo test -p jit-store --locked` with
-//!    `JIT_STORE_TEST_URL` set to `JIT_TEST_POSTGRES_URL`, skipped when that is
-//!    unset or empty;
-//! 6. store suite on MySQL/MariaDB: the same with `JIT_TEST_MYSQL_URL`.
+//! 5. on PostgreSQL, with `JIT_STORE_TEST_URL` set to `JIT_TEST_POSTGRES_URL`
+//!    (both skipped when that is unset or empty): the store suite, `cargo
+//!    test -p jit-store --locked`, then two `jit serve` instances sharing the
+//!    database, `cargo test -p jit --test cluster --locked`;
+//! 6. on MySQL/MariaDB: the same with `JIT_TEST_MYSQL_URL`.
 //!
 //! `--locked` is passed only when `Cargo.lock` exists. A summary then says,
 //! per backend, whether it ran or why it was skipped; a backend named in
@@ -44,8 +45,10 @@ struct Server {
     name: &'static str,
     /// Other spellings accepted in `JIT_REQUIRE_BACKENDS`.
     aliases: &'static [&'static str],
-    /// The step label.
+    /// The label of the store suite's step.
     label: &'static str,
+    /// The label of the two-instance step.
+    cluster_label: &'static str,
     /// The variable holding the server URL (the database CI created on it).
     url_var: &'static str,
 }
@@ -56,12 +59,14 @@ const SERVERS: [Server; 2] = [
         name: "postgres",
         aliases: &["postgresql", "pg"],
         label: "store suite on PostgreSQL",
+        cluster_label: "two instances on PostgreSQL",
         url_var: "JIT_TEST_POSTGRES_URL",
     },
     Server {
         name: "mysql",
         aliases: &["mariadb"],
         label: "store suite on MySQL/MariaDB",
+        cluster_label: "two instances on MySQL/MariaDB",
         url_var: "JIT_TEST_MYSQL_URL",
     },
 ];
@@ -203,16 +208,16 @@ impl Runner {
         for server in &SERVERS {
             let outcome = match var(server.url_var)? {
                 Some(url) => {
-                    self.step(&Step {
-                        label: Some(server.label),
-                        args: self.args(&["test", "-p", "jit-store"], &[]),
-                        store_url: StoreUrl::Set { from: server.url_var, url },
-                    })?;
+                    for step in self.server_steps(server, &url) {
+                        self.step(&step)?;
+                    }
                     Outcome::Ran
                 }
                 None => {
                     let reason = format!("{} is not set", server.url_var);
-                    println!("==> {}: SKIPPED ({reason})", server.label);
+                    for label in [server.label, server.cluster_label] {
+                        println!("==> {label}: SKIPPED ({reason})");
+                    }
                     Outcome::Skipped(reason)
                 }
             };
@@ -244,6 +249,24 @@ impl Runner {
         }
         self.passed += 1;
         Ok(())
+    }
+
+    /// The steps that run on a database server at `url`: the store suite,
+    /// then two `jit serve` instances sharing one database.
+    fn server_steps(&self, server: &Server, url: &str) -> [Step; 2] {
+        let store_url = || StoreUrl::Set { from: server.url_var, url: url.to_owned() };
+        [
+            Step {
+                label: Some(server.label),
+                args: self.args(&["test", "-p", "jit-store"], &[]),
+                store_url: store_url(),
+            },
+            Step {
+                label: Some(server.cluster_label),
+                args: self.args(&["test", "-p", "jit", "--test", "cluster"], &[]),
+                store_url: store_url(),
+            },
+        ]
     }
 
     /// `cargo` arguments: `head`, then `--locked` when `Cargo.lock` exists,
@@ -357,6 +380,29 @@ mod tests {
         );
         runner.locked = false;
         assert_eq!(runner.args(&["test", "-p", "jit-store"], &[]), ["test", "-p", "jit-store"]);
+    }
+
+    #[test]
+    fn each_server_runs_the_store_suite_then_the_cluster_test() {
+        let runner = Runner { cargo: "cargo".into(), locked: true, root: PathBuf::from("."), passed: 0 };
+        for server in &SERVERS {
+            let steps = runner.server_steps(server, "postgres://u:secret@h/db");
+            let lines: Vec<String> = steps.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                lines,
+                [
+                    format!(
+                        "{}: cargo test -p jit-store --locked (JIT_STORE_TEST_URL=${})",
+                        server.label, server.url_var
+                    ),
+                    format!(
+                        "{}: cargo test -p jit --test cluster --locked (JIT_STORE_TEST_URL=${})",
+                        server.cluster_label, server.url_var
+                    ),
+                ]
+            );
+            assert!(lines.iter().all(|line| !line.contains("secret")), "{lines:?}");
+        }
     }
 
     #[test]

@@ -132,6 +132,12 @@ pub fn start_jit(jit: &Path, port: u16, database_url: &str) -> Proc {
 /// `jit serve` on `port` whose public URL is `public_url` (for instance
 /// another instance's address, as behind a load balancer).
 pub fn start_jit_public_at(jit: &Path, port: u16, database_url: &str, public_url: &str) -> Proc {
+    start_jit_with_env(jit, port, database_url, public_url, &[])
+}
+
+/// `jit serve` like [`start_jit_public_at`], with extra environment
+/// variables (for instance `JIT_IDP_TIMEOUT`).
+pub fn start_jit_with_env(jit: &Path, port: u16, database_url: &str, public_url: &str, env: &[(&str, &str)]) -> Proc {
     let mut command = Command::new(jit);
     command
         .arg("serve")
@@ -140,7 +146,15 @@ pub fn start_jit_public_at(jit: &Path, port: u16, database_url: &str, public_url
         .env("JIT_DATABASE_URL", database_url)
         .env("JIT_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
-    Proc::spawn("jit", command, "jit is listening")
+    command.envs(env.iter().copied());
+    Proc::spawn(&format!("jit:{port}"), command, "jit is listening")
+}
+
+/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 /// A scripted browser: keeps cookies, follows redirects one hop at a time.

@@ -6,6 +6,10 @@
 //! straight back with a code for the configured user), a token endpoint
 //! (client authentication, PKCE S256, single-use codes) and userinfo.
 //!
+//! Many distinct sign-ins without a [`TestIdp::set_user`] between them (load
+//! tests, races): [`TestIdp::queue_users`] hands one queued user to each
+//! authorization, in order, before falling back to the configured user.
+//!
 //! [`Misbehaviour`] knobs, settable while it runs, make it answer wrongly in one
 //! specific way each, and [`Counters`] tell how often each endpoint was called.
 //!
@@ -27,6 +31,7 @@
 //!
 //! For tests only: keys live in memory, time is the system clock, nothing is persisted.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -183,6 +188,8 @@ pub(crate) struct Shared {
 /// The mutable part, behind one mutex that is never held across an `.await`.
 pub(crate) struct State {
     pub(crate) user: User,
+    /// Users for the next authorizations, before `user`.
+    pub(crate) queued: VecDeque<User>,
     pub(crate) misbehaviour: Misbehaviour,
     /// Keys in the JWKS, newest last.
     pub(crate) published: Vec<Arc<SigningKey>>,
@@ -230,6 +237,7 @@ impl TestIdp {
             issuer: format!("http://{addr}"),
             state: Mutex::new(State {
                 user,
+                queued: VecDeque::new(),
                 misbehaviour: Misbehaviour::None,
                 published: vec![current.clone()],
                 current,
@@ -270,6 +278,23 @@ impl TestIdp {
         self.shared.lock().user = User { subject: subject.into(), claims: object(claims) };
     }
 
+    /// Queues users, each `(subject, claims)` as in [`TestIdp::set_user`]: every `/authorize`
+    /// that issues a code takes the first queued user (one each, in order, whatever the
+    /// concurrency); when none is queued, the user of `set_user` signs in, as before. An
+    /// authorization answered with an error takes none.
+    pub fn queue_users<S: Into<String>>(&self, users: impl IntoIterator<Item = (S, Value)>) {
+        let users = users.into_iter().map(|(subject, claims)| User { subject: subject.into(), claims: object(claims) });
+        self.shared.lock().queued.extend(users);
+    }
+
+    /// Empties the queue of [`TestIdp::queue_users`]; returns how many users were still waiting.
+    pub fn clear_queued_users(&self) -> usize {
+        let mut state = self.shared.lock();
+        let waiting = state.queued.len();
+        state.queued.clear();
+        waiting
+    }
+
     /// Sets how it misbehaves from now on.
     pub fn set_misbehaviour(&self, misbehaviour: Misbehaviour) {
         self.shared.lock().misbehaviour = misbehaviour;
@@ -302,5 +327,42 @@ fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Authorizes once and answers who got the code.
+    async fn authorize(idp: &TestIdp, client: &reqwest::Client) -> String {
+        let config = idp.config();
+        let mut url = url::Url::parse(&format!("{}/authorize", idp.issuer())).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", &config.client_id)
+            .append_pair("redirect_uri", &config.redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid")
+            .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+            .append_pair("code_challenge_method", "S256");
+        let response = client.get(url).send().await.unwrap();
+        let location = response.headers()[reqwest::header::LOCATION].to_str().unwrap();
+        let location = url::Url::parse(location).unwrap();
+        let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        idp.shared.lock().codes[&code].user.subject.clone()
+    }
+
+    #[tokio::test]
+    async fn queued_users_sign_in_once_each_in_order_before_the_configured_user() {
+        let idp = TestIdp::start(TestIdpConfig::default()).await.unwrap();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        idp.queue_users([("user-1", serde_json::json!({"email": "user-1@example.com"})), ("user-2", Value::Null)]);
+        assert_eq!(authorize(&idp, &client).await, "user-1");
+        assert_eq!(authorize(&idp, &client).await, "user-2");
+        assert_eq!(authorize(&idp, &client).await, "alice", "then the configured user, as before");
+        assert_eq!(idp.clear_queued_users(), 0);
+        idp.queue_users([("user-3", Value::Null)]);
+        assert_eq!(idp.clear_queued_users(), 1);
+        assert_eq!(authorize(&idp, &client).await, "alice");
     }
 }

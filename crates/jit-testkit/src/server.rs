@@ -78,7 +78,7 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     Json(json!({ "keys": keys })).into_response()
 }
 
-/// No UI: the configured user is signed in at once and sent back with a code.
+/// No UI: the next queued user, else the configured one, is signed in at once and sent back with a code.
 async fn authorize(State(shared): State<Arc<Shared>>, Query(params): Query<Params>) -> Response {
     let misbehaviour = enter(&shared, |c| c.authorize += 1).await;
     let config = &shared.config;
@@ -116,8 +116,12 @@ async fn authorize(State(shared): State<Arc<Shared>>, Query(params): Query<Param
                     Err(e) => return internal(e),
                 };
                 let mut state = shared.lock();
+                let user = match state.queued.pop_front() {
+                    Some(user) => user,
+                    None => state.user.clone(),
+                };
                 let grant = Grant {
-                    user: state.user.clone(),
+                    user,
                     nonce: param("nonce").map(str::to_owned),
                     code_challenge: param("code_challenge").unwrap_or_default().to_owned(),
                     redirect_uri: config.redirect_uri.clone(),

@@ -69,7 +69,7 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
     let engine = SignInEngine::new(
         store.clone(),
         store.schema().clone(),
-        IdpRegistry::new(IdpSettings::default()),
+        IdpRegistry::new(IdpSettings { timeout: args.idp_timeout(), ..IdpSettings::default() }),
         clock.clone(),
         FlowSettings { public_url: public_url.clone(), ..FlowSettings::default() },
     );

@@ -158,3 +158,56 @@ async fn jit_disabled_passes_claims_to_the_application_and_creates_no_user() {
     assert!(world.users_with_email("alice@example.com").await.is_empty());
     assert!(world.audit().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_user_signs_in_with_a_password_and_the_application_gets_its_attributes() {
+    let world = World::start(jit("override_all"), alice(json!({})), step1()).await;
+    let local = world
+        .admin
+        .post(
+            "/users",
+            json!({"username": "carol", "password": "carol's long password",
+                   "attributes": {"email": "Carol@Example.com", "given_name": "Carol", "groups": ["staff", "ops"]}}),
+        )
+        .await;
+    let page = world.browser.get(&format!("{}/login", world.app_url)).await;
+    assert_eq!(page.status, 200, "the sign-in page: {}", page.body);
+    assert!(page.body.contains("name=\"username\"") && page.body.contains("Continue with corp IdP"), "{}", page.body);
+    let csrf = hidden_value(&page.body, "csrf").unwrap();
+    let action = form_action(&page.body, "/signin/password").unwrap();
+    let action = reqwest::Url::parse(&page.url).unwrap().join(&action).unwrap().to_string();
+
+    // A wrong password and an unknown user get the same answer, which
+    // says nothing about whether the user exists.
+    let wrong_password =
+        world.browser.post_form(&action, &[("csrf", &csrf), ("username", "carol"), ("password", "not it")]).await;
+    let unknown_user =
+        world.browser.post_form(&action, &[("csrf", &csrf), ("username", "nobody"), ("password", "not it")]).await;
+    for (case, page) in [("wrong password", &wrong_password), ("unknown user", &unknown_user)] {
+        assert_eq!(page.status, 401, "{case}: {}", page.body);
+        assert!(page.body.contains("Wrong username or password."), "{case}: {}", page.body);
+        assert!(!page.body.contains("not it"), "{case}: the password is echoed: {}", page.body);
+        assert!(page.body.contains("name=\"password\""), "{case}: the form is shown again: {}", page.body);
+    }
+    assert_eq!(wrong_password.body, unknown_user.body, "the two failures must be indistinguishable");
+
+    // The same sign-in goes on with the right password (the username is
+    // case-insensitive).
+    let page = world
+        .browser
+        .post_form(&action, &[("csrf", &csrf), ("username", "Carol"), ("password", "carol's long password")])
+        .await;
+    let claims = World::app_claims(&page);
+    let id_token = &claims["id_token_claims"];
+    assert_eq!(id_token["sub"], local["id"], "sub is the local user's id");
+    assert_eq!(id_token["iss"], world.jit_url.as_str());
+    assert_eq!(id_token["aud"], world.client_id.as_str());
+    assert_eq!(id_token["preferred_username"], "carol");
+    assert_eq!(id_token["email"], "Carol@Example.com");
+    assert_eq!(id_token["given_name"], "Carol");
+    assert_eq!(id_token["groups"], json!(["staff", "ops"]));
+    assert_eq!(id_token["amr"], json!(["LOCAL"]), "{id_token}");
+    assert_eq!(claims["userinfo"]["sub"], local["id"]);
+    assert_eq!(claims["userinfo"]["email"], "Carol@Example.com");
+    assert!(world.audit().await.is_empty(), "a local sign-in provisions nothing");
+}

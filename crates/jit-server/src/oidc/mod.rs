@@ -23,6 +23,8 @@ use crate::error::OAuthError;
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Stored access grants are keyed `at:<jti>`.
 pub(crate) const ACCESS_GRANT_PREFIX: &str = "at:";
+/// Exchanged authorization codes are keyed `spent:<hash of the code>`.
+pub(crate) const SPENT_CODE_PREFIX: &str = "spent:";
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn discovery(State(state): State<AppState>) -> Response {

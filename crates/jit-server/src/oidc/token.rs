@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::authorize::is_pkce_value;
 use super::claims::{local_user_claims, pass_through_claims};
-use super::{ACCESS_GRANT_PREFIX, ACCESS_TOKEN_TYPE};
+use super::{ACCESS_GRANT_PREFIX, ACCESS_TOKEN_TYPE, SPENT_CODE_PREFIX};
 use crate::AppState;
 use crate::error::OAuthError;
 use crate::pages::no_store;
@@ -49,14 +49,46 @@ async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) 
     let application = authenticate_client(state, headers, &request).await?;
     let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     // Redeeming deletes the code: a replayed code finds nothing.
-    let grant = state
-        .engine
-        .redeem_code(code)
-        .await
-        .map_err(OAuthError::server_error)?
-        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
+    let Some(grant) = state.engine.redeem_code(code).await.map_err(OAuthError::server_error)? else {
+        revoke_tokens_of_spent_code(state, &application, code).await?;
+        return Err(OAuthError::invalid_grant("the code is invalid, expired or already used"));
+    };
     check_grant(&application, &grant, &request)?;
-    issue_tokens(state, &application, &grant).await
+    // Remember which access token this code gave, so that a second use of
+    // the code revokes it (RFC 6749 §4.1.2), for as long as it is valid.
+    let jti = random_token().map_err(OAuthError::server_error)?;
+    let expires = state.clock.now() + state.settings.access_token_ttl;
+    state
+        .store
+        .put_flow(&spent_code_key(code), &json!({ "jti": jti }), expires)
+        .await
+        .map_err(OAuthError::server_error)?;
+    issue_tokens(state, &application, &grant, &jti).await
+}
+
+/// Spent codes are stored under `spent:<hash of the code>`.
+fn spent_code_key(code: &str) -> String {
+    format!("{SPENT_CODE_PREFIX}{}", stored_form(code))
+}
+
+/// A code that was already exchanged is presented again: whoever holds it
+/// may be an attacker, so the access token it gave is revoked. (The ID
+/// token cannot be recalled; it is short-lived.)
+async fn revoke_tokens_of_spent_code(
+    state: &AppState,
+    application: &Application,
+    code: &str,
+) -> Result<(), OAuthError> {
+    let now = state.clock.now();
+    let spent = state.store.take_flow(&spent_code_key(code), now).await.map_err(OAuthError::server_error)?;
+    let Some(jti) = spent.as_ref().and_then(|s| s.get("jti")).and_then(Value::as_str) else { return Ok(()) };
+    state.store.take_flow(&format!("{ACCESS_GRANT_PREFIX}{jti}"), now).await.map_err(OAuthError::server_error)?;
+    tracing::warn!(
+        event = "authorization_code_reused",
+        client_id = %application.client_id,
+        "an authorization code was used twice; the access token issued for it is revoked"
+    );
+    Ok(())
 }
 
 /// Client authentication: `client_secret_basic`, `client_secret_post`, or
@@ -129,6 +161,7 @@ async fn issue_tokens(
     state: &AppState,
     application: &Application,
     grant: &AuthorizationGrant,
+    jti: &str,
 ) -> Result<Value, OAuthError> {
     let scope = grant.authorization.scope.clone();
     let scopes: Vec<&str> = scope.split(' ').collect();
@@ -165,7 +198,6 @@ async fn issue_tokens(
     }
     let id_token = state.keys.sign(&id_token, None).await.map_err(OAuthError::server_error)?;
 
-    let jti = random_token().map_err(OAuthError::server_error)?;
     let expires = now + state.settings.access_token_ttl;
     let access = json!({
         "iss": issuer,

@@ -108,3 +108,443 @@ impl World {
         self.admin.get("/audit").await.as_array().cloned().unwrap_or_default()
     }
 }
+
+// ---------------------------------------------------------------------------
+// Databases
+
+/// The database of one scenario: a fresh `jit_t_<unique>` database on the
+/// server `JIT_STORE_TEST_URL` names (a `postgres://` or `mysql://` URL, as
+/// for the store suite), dropped at the end; else a SQLite file in a
+/// temporary directory. Several `jit serve` processes may share it.
+///
+/// Databases are created and dropped with the servers' command-line clients
+/// (`psql`; `mariadb` or `mysql`), which CI installs with the servers.
+pub struct TestDatabase {
+    /// What `jit serve` connects to.
+    pub url: String,
+    /// The server and the database to drop at the end.
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// A fresh database; see the type's docs.
+    pub fn new() -> Self {
+        match std::env::var("JIT_STORE_TEST_URL").ok().filter(|url| !url.trim().is_empty()) {
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
+                Self { url, cleanup: None, _dir: Some(dir) }
+            }
+            Some(server) => {
+                let name = unique("jit_t_");
+                server_sql(&server, &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| panic!("{e}"));
+                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), cleanup: Some((server.clone(), name)), _dir: None }
+            }
+        }
+    }
+
+    /// The backend, for messages: `sqlite`, `postgres` or `mysql`.
+    pub fn backend(&self) -> &'static str {
+        backend_of(&self.url).unwrap_or("sqlite")
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.cleanup.take() {
+            let force = if backend_of(&server) == Some("postgres") { " WITH (FORCE)" } else { "" };
+            if let Err(error) = server_sql(&server, &format!("DROP DATABASE IF EXISTS {name}{force}")) {
+                eprintln!("could not drop the test database {name}: {error}");
+            }
+        }
+    }
+}
+
+fn backend_of(url: &str) -> Option<&'static str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some("postgres")
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Some("mysql")
+    } else {
+        None
+    }
+}
+
+/// Runs one SQL statement on the database server of `server_url` with its
+/// command-line client.
+fn server_sql(server_url: &str, sql: &str) -> Result<(), String> {
+    use std::process::Command;
+    let mut command = match backend_of(server_url) {
+        Some("postgres") => {
+            let mut command = Command::new("psql");
+            command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server_url, "-c", sql]);
+            command.env("PGCONNECT_TIMEOUT", "10").env("PGOPTIONS", "-c client_min_messages=warning");
+            command
+        }
+        Some(_) => {
+            let url = url::Url::parse(server_url).map_err(|e| format!("JIT_STORE_TEST_URL is not a URL: {e}"))?;
+            let client = ["mariadb", "mysql"]
+                .into_iter()
+                .find(|client| Command::new(client).arg("--version").output().is_ok_and(|o| o.status.success()))
+                .ok_or("neither the `mariadb` nor the `mysql` client is installed")?;
+            let mut command = Command::new(client);
+            command
+                .args(["--protocol=TCP", "--connect-timeout=10", "-h"])
+                .arg(url.host_str().unwrap_or("127.0.0.1"))
+                .arg("-P")
+                .arg(url.port().unwrap_or(3306).to_string())
+                .arg("-u")
+                .arg(decode(url.username()))
+                .args(["-e", sql]);
+            if let Some(password) = url.password() {
+                command.env("MYSQL_PWD", decode(password));
+            }
+            command
+        }
+        None => return Err(format!("JIT_STORE_TEST_URL must be a postgres:// or mysql:// URL, not {server_url:?}")),
+    };
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command.output().map_err(|e| format!("cannot run `{program}` (is the client installed?): {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program}` failed on {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+fn decode(component: &str) -> String {
+    url::form_urlencoded::parse(format!("v={}", component.replace('+', "%2B")).as_bytes())
+        .map(|(_, v)| v.into_owned())
+        .next()
+        .unwrap_or_default()
+}
+
+/// `prefix` followed by something no other call in any process returns.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{nanos:x}_{:x}_{n}", std::process::id())
+}
+
+// ---------------------------------------------------------------------------
+// Walking through redirects
+
+/// What to do with the next URL of a walk.
+pub enum Hop {
+    /// Request this URL (the one given, or a rewritten one).
+    Follow(String),
+    /// Stop before requesting it.
+    Stop,
+}
+
+/// Where a walk ended.
+#[derive(Debug)]
+pub enum End {
+    /// A non-redirect answer.
+    Page(Page),
+    /// A redirect to this URL, which the walk did not follow.
+    Stopped(String),
+}
+
+/// A walk through redirects: every URL requested, and where it ended.
+#[derive(Debug)]
+pub struct Trail {
+    /// The URLs requested, in order.
+    pub visited: Vec<String>,
+    /// How it ended.
+    pub end: End,
+}
+
+impl Trail {
+    /// The page it ended on (panics if it stopped at a redirect).
+    pub fn page(&self) -> &Page {
+        match &self.end {
+            End::Page(page) => page,
+            End::Stopped(url) => {
+                panic!("expected a page, the walk stopped at a redirect to {url}: {:#?}", self.visited)
+            }
+        }
+    }
+
+    /// The redirect it stopped at (panics if it ended on a page).
+    pub fn stopped_at(&self) -> &str {
+        match &self.end {
+            End::Stopped(url) => url,
+            End::Page(page) => {
+                panic!(
+                    "expected a redirect, got {} at {}: {}\nvisited {:#?}",
+                    page.status, page.url, page.body, self.visited
+                )
+            }
+        }
+    }
+
+    /// The first visited URL starting with `prefix`.
+    pub fn visited_starting_with(&self, prefix: &str) -> Option<&str> {
+        self.visited.iter().map(String::as_str).find(|url| url.starts_with(prefix))
+    }
+}
+
+/// GETs `url` with `browser` and follows redirects one hop at a time,
+/// asking `hop` about every URL (the first one too).
+pub async fn walk(browser: &Browser, url: &str, hop: impl Fn(&str) -> Hop) -> Trail {
+    let mut visited = Vec::new();
+    let mut next = url.to_owned();
+    for _ in 0..20 {
+        let url = match hop(&next) {
+            Hop::Follow(url) => url,
+            Hop::Stop => return Trail { visited, end: End::Stopped(next) },
+        };
+        let response = browser.client.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        visited.push(url.clone());
+        if !response.status().is_redirection() {
+            let status = response.status().as_u16();
+            let page = Page { url, status, body: response.text().await.unwrap() };
+            return Trail { visited, end: End::Page(page) };
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        next = reqwest::Url::parse(&url).unwrap().join(&location).unwrap().to_string();
+    }
+    panic!("too many redirects: {visited:#?}")
+}
+
+/// The value of query parameter `name` of `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Asserts that `page` is one of jit's error pages with `status`, saying
+/// `phrase`, and echoing none of `secrets`.
+pub fn assert_error_page(case: &str, page: &Page, status: u16, phrase: &str, secrets: &[&str]) {
+    assert_eq!(page.status, status, "{case}: status at {}: {}", page.url, page.body);
+    assert!(page.body.contains("role=\"alert\""), "{case}: not an error page: {}", page.body);
+    let text = page
+        .body
+        .replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    assert!(text.contains(phrase), "{case}: the page does not say {phrase:?}: {}", page.body);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        assert!(!page.body.contains(secret), "{case}: the page echoes the secret {secret:?}: {}", page.body);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A jit with the in-process test IdP, driven by hand-made OAuth requests
+
+/// The policy the rig's connection `corp` gets: JIT on, linking on email.
+pub fn jit_on() -> Value {
+    json!({"enabled": true, "sync_method": "override_all", "trust_email": false,
+           "linking": {"enabled": true, "rules": [], "skip_provisioning_without_match": false}})
+}
+
+/// One authorization request of the rig's application.
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    /// `<jit>/oauth2/authorize?...`.
+    pub url: String,
+    /// Its `state`.
+    pub state: String,
+    /// Its `nonce`.
+    pub nonce: String,
+    /// The PKCE verifier of its `code_challenge`.
+    pub verifier: String,
+}
+
+/// `jit serve` (its own database) with connection `corp` to an in-process
+/// [`jit_testkit::TestIdp`] and an application `demo` whose flow offers
+/// `LOCAL` and `corp`. The application is played by the test itself (its
+/// redirect URI is never requested): walks stop at the redirect back to it.
+pub struct Rig {
+    pub jit_url: String,
+    pub admin: Admin,
+    pub idp: jit_testkit::TestIdp,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    pub browser: Browser,
+    _jit: Proc,
+    _db: TestDatabase,
+}
+
+impl Rig {
+    /// A rig with default settings.
+    pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    /// A rig whose `jit serve` gets the extra environment `env`.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let db = TestDatabase::new();
+        let jit_port = free_port();
+        let jit_url = format!("http://127.0.0.1:{jit_port}");
+        let idp = jit_testkit::TestIdp::start(jit_testkit::TestIdpConfig {
+            redirect_uri: format!("{jit_url}/federation/corp/callback"),
+            ..jit_testkit::TestIdpConfig::default()
+        })
+        .await
+        .unwrap();
+        let jit = start_jit_with_env(jit_binary(), jit_port, &db.url, &jit_url, env);
+        let admin = Admin::new(&jit_url);
+        let config = idp.config().clone();
+        admin
+            .post(
+                "/connections",
+                json!({"name": "corp", "display_name": "Corp IdP", "protocol": "oidc",
+                       "oidc": {"issuer": idp.issuer(), "client_id": config.client_id,
+                                "client_secret": config.client_secret, "scopes": ["openid", "profile", "email"]},
+                       "jit": jit_on()}),
+            )
+            .await;
+        // Never requested: walks stop before it.
+        let redirect_uri = "http://127.0.0.1:9/callback".to_owned();
+        let app = admin
+            .post(
+                "/applications",
+                json!({"name": "demo", "redirect_uris": [redirect_uri], "public": false,
+                       "sign_in": {"steps": [{"options": ["LOCAL", "corp"]}]}}),
+            )
+            .await;
+        Self {
+            client_id: app["client_id"].as_str().unwrap().to_owned(),
+            client_secret: app["client_secret"].as_str().unwrap().to_owned(),
+            jit_url,
+            admin,
+            idp,
+            redirect_uri,
+            browser: Browser::new(),
+            _jit: jit,
+            _db: db,
+        }
+    }
+
+    /// A fresh browser (no cookies).
+    pub fn new_browser(&mut self) {
+        self.browser = Browser::new();
+    }
+
+    /// A new authorization request (code flow, PKCE S256), through
+    /// connection `fidp` if given.
+    pub fn authorization(&self, fidp: Option<&str>) -> AuthRequest {
+        let verifier = format!("{:-<64}", unique("verifier-"));
+        let (state, nonce) = (unique("state-"), unique("nonce-"));
+        let mut url = reqwest::Url::parse(&format!("{}/oauth2/authorize", self.jit_url)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", "openid profile email")
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &pkce_challenge(&verifier))
+            .append_pair("code_challenge_method", "S256");
+        if let Some(fidp) = fidp {
+            url.query_pairs_mut().append_pair("fidp", fidp);
+        }
+        AuthRequest { url: url.to_string(), state, nonce, verifier }
+    }
+
+    /// Walks from `url` until a page, or until the redirect back to the
+    /// application.
+    pub async fn walk(&self, url: &str) -> Trail {
+        let app = self.redirect_uri.clone();
+        walk(&self.browser, url, move |next| if next.starts_with(&app) { Hop::Stop } else { Hop::Follow(next.into()) })
+            .await
+    }
+
+    /// Walks from `url` and stops before the test IdP's authorization
+    /// endpoint.
+    pub async fn walk_to_idp(&self, url: &str) -> String {
+        let idp = format!("{}/authorize", self.idp.issuer());
+        let trail = walk(
+            &self.browser,
+            url,
+            move |next| if next.starts_with(&idp) { Hop::Stop } else { Hop::Follow(next.into()) },
+        )
+        .await;
+        trail.stopped_at().to_owned()
+    }
+
+    /// A whole sign-in through `corp`: the request and the trail (ending
+    /// at the redirect back to the application, or on an error page).
+    pub async fn federated_sign_in(&self) -> (AuthRequest, Trail) {
+        let request = self.authorization(Some("corp"));
+        let trail = self.walk(&request.url).await;
+        (request, trail)
+    }
+
+    /// The code of a successful sign-in's redirect back to the application.
+    pub fn code(&self, request: &AuthRequest, trail: &Trail) -> String {
+        let back = trail.stopped_at();
+        assert!(back.starts_with(&self.redirect_uri), "not back at the application: {back}");
+        assert_eq!(query_param(back, "state").as_deref(), Some(request.state.as_str()));
+        assert_eq!(query_param(back, "iss").as_deref(), Some(self.jit_url.as_str()));
+        query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"))
+    }
+
+    /// `POST /oauth2/token` with `client_secret_basic` (`secret`) for `code`.
+    pub async fn token(&self, code: &str, verifier: &str, secret: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/oauth2/token", self.jit_url))
+            .basic_auth(&self.client_id, Some(secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// `GET /oauth2/userinfo` with `access_token`: status and body.
+    pub async fn userinfo(&self, access_token: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/oauth2/userinfo", self.jit_url))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Users holding `email`.
+    pub async fn users_with_email(&self, email: &str) -> Vec<Value> {
+        let found = self.admin.get(&format!("/users?attribute=email&value={email}")).await;
+        found.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The audit trail.
+    pub async fn audit(&self) -> Vec<Value> {
+        self.admin.get("/audit").await.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Asserts that no user has the test IdP's user's email and that the
+    /// audit trail is empty.
+    pub async fn assert_nothing_written(&self, case: &str) {
+        let users = self.users_with_email("alice@example.com").await;
+        assert!(users.is_empty(), "{case}: a user was written: {users:?}");
+        let audit = self.audit().await;
+        assert!(audit.is_empty(), "{case}: an audit event was written: {audit:?}");
+    }
+}
