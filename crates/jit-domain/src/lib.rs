@@ -42,6 +42,7 @@ pub mod claims;
 pub mod connection;
 pub mod error;
 pub mod flow;
+pub mod mfa;
 pub mod ports;
 pub mod provisioning;
 pub mod schema;

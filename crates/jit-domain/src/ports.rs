@@ -10,6 +10,7 @@ use crate::attribute::{AttributeName, Attributes};
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::connection::{Connection, ConnectionName};
 use crate::error::ConfigError;
+use crate::mfa::{LockoutPolicy, TotpLock, TotpRecord, TotpSecret};
 use crate::provisioning::{Decision, LookupKey, Lookups};
 use crate::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
 
@@ -196,4 +197,57 @@ pub trait SigningKeyStore: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Events matching `filter`, newest first.
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// Users' TOTP enrolments. The secret is a protected system attribute:
+/// it lives beside the user (deleted with it), no sync touches it, and
+/// nothing here returns it except [`TotpStore::totp`], for verification.
+///
+/// Verifying a code, in this order: read [`TotpStore::totp`]; if it
+/// [`TotpRecord::is_locked`], refuse without looking at the code; compute
+/// which step the code matches (current step ±1); on a match call
+/// [`TotpStore::accept_totp_step`] and sign in only if it returns `true`
+/// (`false`: that step or a later one was already used, or a lock was set
+/// meanwhile — treat it as a wrong code); on no match call
+/// [`TotpStore::record_totp_failure`].
+#[async_trait]
+pub trait TotpStore: Send + Sync {
+    /// The user's enrolment, if any.
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError>;
+
+    /// Saves a confirmed enrolment: `used_step` is the step of the code
+    /// that confirmed it, which is thereby used. Fails with
+    /// [`StoreError::Taken`] if the user is already enrolled (the existing
+    /// enrolment is kept) and [`StoreError::NotFound`] if the user does not
+    /// exist.
+    async fn enrol_totp(
+        &self,
+        user: UserId,
+        secret: &TotpSecret,
+        used_step: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Accepts a code of time step `step`, atomically: true (and the
+    /// failure count and lock cleared) only if `step` is later than every
+    /// step accepted before and the enrolment is not locked at `now`. Of
+    /// concurrent calls with the same step, on any number of server
+    /// instances, exactly one gets true: a code is never accepted twice.
+    /// False also when the user has no enrolment.
+    async fn accept_totp_step(&self, user: UserId, step: i64, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Counts a wrong code, atomically (concurrent failures all count), and
+    /// locks as `policy` says for the new count. [`StoreError::NotFound`]
+    /// if the user has no enrolment.
+    async fn record_totp_failure(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<TotpLock, StoreError>;
+
+    /// Removes the user's enrolment (an administrator's reset: the user
+    /// enrols again at the next sign-in that asks for TOTP); false if there
+    /// was none.
+    async fn reset_totp(&self, user: UserId) -> Result<bool, StoreError>;
 }

@@ -11,7 +11,9 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod idps;
+pub mod mfa;
 pub mod password;
+pub mod script;
 pub mod secret;
 pub mod state;
 

@@ -22,6 +22,7 @@ mod entity;
 mod error;
 mod flows;
 mod keys;
+mod mfa;
 mod migration;
 mod provisioning;
 mod users;

@@ -484,3 +484,146 @@ async fn username_is_unique_case_insensitively_across_provisioning() {
     assert_eq!(user.username.as_str(), "corp.s1");
     db.finish().await;
 }
+
+// ---------------------------------------------------------------------------
+// TOTP enrolments
+
+const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn totp_secret() -> jit_domain::mfa::TotpSecret {
+    jit_domain::mfa::TotpSecret::new(TOTP_SECRET).unwrap()
+}
+
+#[tokio::test]
+async fn totp_enrolment_is_saved_once_and_read_back() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    assert_eq!(db.store.totp(ann.id).await.unwrap(), None);
+    db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
+    let record = db.store.totp(ann.id).await.unwrap().unwrap();
+    assert_eq!(record.secret.expose(), TOTP_SECRET);
+    assert_eq!(record.enrolled_at, now());
+    assert_eq!(record.last_used_step, 100);
+    assert_eq!((record.failures, record.locked_until), (0, None));
+
+    // A second enrolment does not replace the first.
+    let other = jit_domain::mfa::TotpSecret::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+    let error = db.store.enrol_totp(ann.id, &other, 200, now()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Taken(_)), "{error:?}");
+    assert_eq!(db.store.totp(ann.id).await.unwrap().unwrap().secret.expose(), TOTP_SECRET);
+
+    // Nobody to enrol.
+    let ghost = UserId(uuid::Uuid::now_v7());
+    let error = db.store.enrol_totp(ghost, &totp_secret(), 1, now()).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+    assert_eq!(db.count("user_totp").await, 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_totp_step_is_accepted_once_and_never_an_earlier_one() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
+    assert!(!db.store.accept_totp_step(ann.id, 100, now()).await.unwrap(), "the enrolment code is used");
+    assert!(db.store.accept_totp_step(ann.id, 102, now()).await.unwrap());
+    assert!(!db.store.accept_totp_step(ann.id, 102, now()).await.unwrap(), "same code twice");
+    assert!(!db.store.accept_totp_step(ann.id, 101, now()).await.unwrap(), "an earlier step after a later one");
+    assert!(db.store.accept_totp_step(ann.id, 103, now()).await.unwrap());
+    assert_eq!(db.store.totp(ann.id).await.unwrap().unwrap().last_used_step, 103);
+    let ghost = UserId(uuid::Uuid::now_v7());
+    assert!(!db.store.accept_totp_step(ghost, 1, now()).await.unwrap(), "no enrolment, no acceptance");
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uses_of_one_totp_code_succeed_exactly_once() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
+    let store = Arc::new(db.store.clone());
+    let uses = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.accept_totp_step(ann.id, 101, now()).await.unwrap() })
+    });
+    let accepted = futures::future::join_all(uses).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(accepted, 1);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn wrong_totp_codes_lock_with_backoff_and_a_good_code_clears_the_count() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    let policy = jit_domain::mfa::LockoutPolicy::default();
+    let ghost = UserId(uuid::Uuid::now_v7());
+    assert!(matches!(db.store.record_totp_failure(ghost, now(), &policy).await, Err(StoreError::NotFound(_))));
+    db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
+
+    for n in 1..=5 {
+        let lock = db.store.record_totp_failure(ann.id, now(), &policy).await.unwrap();
+        assert_eq!((lock.failures, lock.locked_until), (n, None));
+    }
+    let lock = db.store.record_totp_failure(ann.id, now(), &policy).await.unwrap();
+    assert_eq!((lock.failures, lock.locked_until), (6, Some(now() + time::Duration::seconds(30))));
+    let record = db.store.totp(ann.id).await.unwrap().unwrap();
+    assert_eq!(record.lock(), lock);
+    assert!(record.is_locked(now()));
+
+    // While locked even the right code is refused, so a lock set by one
+    // request holds against a guess racing it.
+    assert!(!db.store.accept_totp_step(ann.id, 101, now()).await.unwrap());
+    let later = now() + time::Duration::seconds(30);
+    let lock = db.store.record_totp_failure(ann.id, later, &policy).await.unwrap();
+    assert_eq!((lock.failures, lock.locked_until), (7, Some(later + time::Duration::seconds(60))));
+
+    // Once the lock is over, a good code clears count and lock.
+    let after = later + time::Duration::seconds(60);
+    assert!(db.store.accept_totp_step(ann.id, 101, after).await.unwrap());
+    let record = db.store.totp(ann.id).await.unwrap().unwrap();
+    assert_eq!((record.failures, record.locked_until, record.last_used_step), (0, None, 101));
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_totp_codes_all_count() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
+    let store = Arc::new(db.store.clone());
+    let failures = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.record_totp_failure(ann.id, now(), &jit_domain::mfa::LockoutPolicy::default()).await.unwrap()
+        })
+    });
+    let mut counts: Vec<u32> =
+        futures::future::join_all(failures).await.into_iter().map(|r| r.unwrap().failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "each failure counted once");
+    let record = db.store.totp(ann.id).await.unwrap().unwrap();
+    assert_eq!(record.failures, 10);
+    assert_eq!(record.locked_until, Some(now() + time::Duration::minutes(8)), "the 10th failure locks 8 min");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn totp_reset_and_user_deletion_remove_the_enrolment() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    let bob = local_user(&db, "bob", json!({})).await;
+    for user in [ann.id, bob.id] {
+        db.store.enrol_totp(user, &totp_secret(), 100, now()).await.unwrap();
+    }
+    assert!(db.store.reset_totp(ann.id).await.unwrap());
+    assert!(!db.store.reset_totp(ann.id).await.unwrap());
+    assert_eq!(db.store.totp(ann.id).await.unwrap(), None);
+    // Enrolling again after a reset starts afresh.
+    db.store.enrol_totp(ann.id, &totp_secret(), 50, now()).await.unwrap();
+    assert_eq!(db.store.totp(ann.id).await.unwrap().unwrap().last_used_step, 50);
+
+    assert!(db.store.delete_user(bob.id).await.unwrap());
+    assert_eq!(db.store.totp(bob.id).await.unwrap(), None);
+    assert_eq!(db.count("user_totp").await, 1);
+    db.finish().await;
+}

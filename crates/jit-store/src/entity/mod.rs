@@ -7,4 +7,5 @@ pub mod federated_identities;
 pub mod flow_states;
 pub mod signing_keys;
 pub mod user_attributes;
+pub mod user_totp;
 pub mod users;

@@ -1,0 +1,342 @@
+//! Email OTP: a short-lived, single-use, 6-digit code sent to the user's
+//! email address. The challenge lives in the flow state (server-side, so it
+//! serialises); it holds only a salted hash of the code, never the code.
+//!
+//! Limits, per challenge: the code expires ([`EmailOtpPolicy::lifetime`]),
+//! a few wrong tries use it up ([`EmailOtpPolicy::max_attempts`]), and a
+//! new code can be asked for a few times ([`EmailOtpPolicy::max_resends`]),
+//! not more often than [`EmailOtpPolicy::resend_interval`]. A new code
+//! replaces the old one and gets fresh tries, so one sign-in allows at most
+//! `(1 + max_resends) × max_attempts` guesses (20 by default) against
+//! 10^6 codes.
+
+use std::fmt;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::secret::{random_token, secrets_match, stored_form};
+
+/// Digits of a code.
+pub const DIGITS: usize = 6;
+/// 10^[`DIGITS`].
+const CODE_SPACE: u32 = 1_000_000;
+/// The largest multiple of [`CODE_SPACE`] that fits in a `u32` draw:
+/// random values at or above it are drawn again, so that every code is
+/// equally likely (no modulo bias).
+const UNBIASED_LIMIT: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
+/// Draws before giving up on an unbiased value (each draw is rejected with
+/// probability 0.02 %).
+const MAX_DRAWS: usize = 16;
+
+/// The limits of Email OTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmailOtpPolicy {
+    /// How long a code is valid after it is sent (10 minutes).
+    pub lifetime: Duration,
+    /// Tries per code, right or wrong (5).
+    pub max_attempts: u32,
+    /// New codes a user may ask for after the first (3).
+    pub max_resends: u32,
+    /// Least time between two codes (30 seconds).
+    pub resend_interval: Duration,
+}
+
+impl Default for EmailOtpPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime: Duration::minutes(10),
+            max_attempts: 5,
+            max_resends: 3,
+            resend_interval: Duration::seconds(30),
+        }
+    }
+}
+
+/// A code to send. `Debug` redacts it; [`OtpCode::as_str`] gives it to
+/// the mailer, and to nothing else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(String);
+
+impl OtpCode {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode([redacted])")
+    }
+}
+
+/// Why a code was not accepted or cannot be sent. The messages are for the
+/// user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmailOtpError {
+    /// The code's lifetime is over.
+    #[error("the code has expired; ask for a new code")]
+    Expired,
+    /// Wrong code; `remaining` more tries for this code.
+    #[error("wrong code; {remaining} more {} for this code", if *remaining == 1 { "try" } else { "tries" })]
+    Wrong {
+        /// Tries left for this code.
+        remaining: u32,
+    },
+    /// The tries for this code are used up.
+    #[error("too many wrong codes; ask for a new code")]
+    TooManyAttempts,
+    /// The code was already accepted once.
+    #[error("this code has already been used")]
+    AlreadyUsed,
+    /// No more new codes for this sign-in.
+    #[error("no more codes can be sent for this sign-in; start again from the application")]
+    TooManyResends,
+    /// A new code was asked for too soon after the previous one.
+    #[error("a code was sent moments ago; wait until {retry_at} before asking for another")]
+    TooSoon {
+        /// When a new code can be asked for.
+        retry_at: OffsetDateTime,
+    },
+    /// The system's random generator failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The Email OTP state of one sign-in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailOtpChallenge {
+    /// SHA-256 of salt and code (base64url).
+    code_hash: String,
+    /// A random salt, new with each code.
+    salt: String,
+    #[serde(with = "time::serde::rfc3339")]
+    sent_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    attempts: u32,
+    max_attempts: u32,
+    resends: u32,
+    consumed: bool,
+}
+
+impl fmt::Debug for EmailOtpChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Six digits are quickly found from their hash: leave it out.
+        f.debug_struct("EmailOtpChallenge")
+            .field("sent_at", &self.sent_at)
+            .field("expires_at", &self.expires_at)
+            .field("attempts", &self.attempts)
+            .field("max_attempts", &self.max_attempts)
+            .field("resends", &self.resends)
+            .field("consumed", &self.consumed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailOtpChallenge {
+    /// A new challenge and its code, sent at `now`.
+    pub fn issue(now: OffsetDateTime, policy: &EmailOtpPolicy) -> Result<(Self, OtpCode), EmailOtpError> {
+        let code = random_code()?;
+        let salt = random_token().map_err(|e| EmailOtpError::Internal(e.to_string()))?;
+        let challenge = Self {
+            code_hash: hash(&salt, code.as_str()),
+            salt,
+            sent_at: now,
+            expires_at: now + policy.lifetime,
+            attempts: 0,
+            max_attempts: policy.max_attempts,
+            resends: 0,
+            consumed: false,
+        };
+        Ok((challenge, code))
+    }
+
+    /// Checks a code the user entered at `now` (spaces ignored). Every try
+    /// on a live code counts, right or wrong; the right one is accepted
+    /// once.
+    pub fn verify(&mut self, code: &str, now: OffsetDateTime) -> Result<(), EmailOtpError> {
+        if self.consumed {
+            return Err(EmailOtpError::AlreadyUsed);
+        }
+        if self.attempts >= self.max_attempts {
+            return Err(EmailOtpError::TooManyAttempts);
+        }
+        if now >= self.expires_at {
+            return Err(EmailOtpError::Expired);
+        }
+        self.attempts += 1;
+        let entered: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if secrets_match(&hash(&self.salt, &entered), &self.code_hash) {
+            self.consumed = true;
+            return Ok(());
+        }
+        match self.max_attempts - self.attempts {
+            0 => Err(EmailOtpError::TooManyAttempts),
+            remaining => Err(EmailOtpError::Wrong { remaining }),
+        }
+    }
+
+    /// Replaces the code with a new one sent at `now` (fresh lifetime and
+    /// tries), within the resend limit and interval of `policy`.
+    pub fn resend(&mut self, now: OffsetDateTime, policy: &EmailOtpPolicy) -> Result<OtpCode, EmailOtpError> {
+        if self.consumed {
+            return Err(EmailOtpError::AlreadyUsed);
+        }
+        if self.resends >= policy.max_resends {
+            return Err(EmailOtpError::TooManyResends);
+        }
+        let retry_at = self.sent_at + policy.resend_interval;
+        if now < retry_at {
+            return Err(EmailOtpError::TooSoon { retry_at });
+        }
+        let (fresh, code) = Self::issue(now, policy)?;
+        *self = Self { resends: self.resends + 1, ..fresh };
+        Ok(code)
+    }
+
+    /// When the current code was sent.
+    pub fn sent_at(&self) -> OffsetDateTime {
+        self.sent_at
+    }
+
+    /// When the current code expires.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+
+    /// Tries left for the current code.
+    pub fn attempts_left(&self) -> u32 {
+        self.max_attempts.saturating_sub(self.attempts)
+    }
+
+    /// New codes sent so far, after the first.
+    pub fn resends(&self) -> u32 {
+        self.resends
+    }
+
+    /// Whether the code was accepted.
+    pub fn is_consumed(&self) -> bool {
+        self.consumed
+    }
+}
+
+fn hash(salt: &str, code: &str) -> String {
+    stored_form(&format!("{salt}.{code}"))
+}
+
+/// A uniformly random code of [`DIGITS`] digits.
+fn random_code() -> Result<OtpCode, EmailOtpError> {
+    let random = SystemRandom::new();
+    for _ in 0..MAX_DRAWS {
+        let mut bytes = [0u8; 4];
+        random.fill(&mut bytes).map_err(|_| EmailOtpError::Internal("the system random generator failed".into()))?;
+        if let Some(value) = unbiased(u32::from_le_bytes(bytes)) {
+            return Ok(OtpCode(format!("{value:0width$}", width = DIGITS)));
+        }
+    }
+    Err(EmailOtpError::Internal("the system random generator keeps returning out-of-range values".into()))
+}
+
+/// A draw as a code number, or `None` if it must be drawn again.
+fn unbiased(draw: u32) -> Option<u32> {
+    (draw < UNBIASED_LIMIT).then_some(draw % CODE_SPACE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn issue() -> (EmailOtpChallenge, OtpCode) {
+        EmailOtpChallenge::issue(at(0), &EmailOtpPolicy::default()).unwrap()
+    }
+
+    /// A code that is not `code`.
+    fn other(code: &OtpCode) -> String {
+        if code.as_str() == "000000" { "000001".into() } else { "000000".into() }
+    }
+
+    #[test]
+    fn codes_are_six_uniform_digits() {
+        let (_, a) = issue();
+        assert_eq!(a.as_str().len(), DIGITS);
+        assert!(a.as_str().bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(format!("{a:?}"), "OtpCode([redacted])");
+        // Rejection sampling: the top of the u32 range is drawn again.
+        assert_eq!(UNBIASED_LIMIT, 4_294_000_000);
+        assert_eq!(unbiased(0), Some(0));
+        assert_eq!(unbiased(4_293_999_999), Some(999_999));
+        assert_eq!(unbiased(4_294_000_000), None);
+        assert_eq!(unbiased(u32::MAX), None);
+        let distinct: std::collections::BTreeSet<String> =
+            (0..50).map(|_| random_code().unwrap().as_str().to_owned()).collect();
+        assert!(distinct.len() > 45, "random codes rarely repeat");
+    }
+
+    #[test]
+    fn the_right_code_is_accepted_once() {
+        let (mut challenge, code) = issue();
+        assert_eq!(challenge.verify(&format!(" {} ", code.as_str()), at(599)), Ok(()));
+        assert!(challenge.is_consumed());
+        assert_eq!(challenge.verify(code.as_str(), at(599)), Err(EmailOtpError::AlreadyUsed));
+        assert_eq!(challenge.resend(at(60), &EmailOtpPolicy::default()), Err(EmailOtpError::AlreadyUsed));
+    }
+
+    #[test]
+    fn codes_expire() {
+        let (mut challenge, code) = issue();
+        assert_eq!(challenge.expires_at(), at(600));
+        assert_eq!(challenge.verify(code.as_str(), at(600)), Err(EmailOtpError::Expired));
+        assert_eq!(challenge.attempts_left(), 5, "a try on an expired code does not count");
+    }
+
+    #[test]
+    fn wrong_codes_use_up_the_tries() {
+        let (mut challenge, code) = issue();
+        let wrong = other(&code);
+        for remaining in (1..=4).rev() {
+            assert_eq!(challenge.verify(&wrong, at(1)), Err(EmailOtpError::Wrong { remaining }));
+        }
+        assert_eq!(challenge.verify("12", at(1)), Err(EmailOtpError::TooManyAttempts), "the fifth try");
+        assert_eq!(challenge.verify(code.as_str(), at(1)), Err(EmailOtpError::TooManyAttempts), "even the right one");
+        assert_eq!(EmailOtpError::Wrong { remaining: 1 }.to_string(), "wrong code; 1 more try for this code");
+    }
+
+    #[test]
+    fn resends_are_limited_and_spaced() {
+        let policy = EmailOtpPolicy::default();
+        let (mut challenge, first) = issue();
+        assert_eq!(challenge.resend(at(29), &policy), Err(EmailOtpError::TooSoon { retry_at: at(30) }));
+        for _ in 0..2 {
+            assert!(challenge.verify(&other(&first), at(29)).is_err());
+        }
+
+        let second = challenge.resend(at(30), &policy).unwrap();
+        assert_eq!((challenge.resends(), challenge.sent_at(), challenge.expires_at()), (1, at(30), at(630)));
+        assert_eq!(challenge.attempts_left(), 5, "a new code gets fresh tries");
+        if first != second {
+            assert!(challenge.verify(first.as_str(), at(31)).is_err(), "the old code is replaced");
+        }
+        challenge.resend(at(60), &policy).unwrap();
+        challenge.resend(at(90), &policy).unwrap();
+        assert_eq!(challenge.resend(at(120), &policy), Err(EmailOtpError::TooManyResends));
+    }
+
+    #[test]
+    fn the_challenge_survives_the_flow_state_and_hides_the_code() {
+        let (challenge, code) = issue();
+        let json = serde_json::to_string(&challenge).unwrap();
+        assert!(!json.contains(code.as_str()));
+        assert!(!format!("{challenge:?}").contains("code_hash"));
+        let mut back: EmailOtpChallenge = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, challenge);
+        assert_eq!(back.verify(code.as_str(), at(1)), Ok(()));
+    }
+}

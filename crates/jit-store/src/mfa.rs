@@ -1,0 +1,142 @@
+//! TOTP enrolments: the secret, the last accepted time step and the
+//! failure counter, each change one atomic statement so that the rules hold
+//! across concurrent requests and server instances.
+
+use async_trait::async_trait;
+use jit_domain::mfa::{LockoutPolicy, TotpLock, TotpRecord, TotpSecret};
+use jit_domain::ports::{StoreError, TotpStore};
+use jit_domain::user::UserId;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
+use time::OffsetDateTime;
+
+use crate::Store;
+use crate::convert::{from_millis, millis};
+use crate::entity::user_totp;
+use crate::error::{classify, retry_transient};
+
+/// Rounds of read + compare-and-swap of the failure counter. A round is
+/// lost only to another request that changed the counter meanwhile (and so
+/// made progress), so running out means a flood of requests for one user.
+const COUNTER_ROUNDS: usize = 32;
+
+fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
+    let secret = TotpSecret::new(row.secret)
+        .map_err(|_| StoreError::Backend(format!("the stored TOTP secret of user {} is unreadable", row.user_id)))?;
+    Ok(TotpRecord {
+        secret,
+        enrolled_at: from_millis(row.enrolled_at),
+        last_used_step: row.last_used_step,
+        failures: u32::try_from(row.failures).unwrap_or(0),
+        locked_until: row.locked_until.map(from_millis),
+    })
+}
+
+impl Store {
+    /// One round of counting a failure: `None` if another request changed
+    /// the counter between the read and the write.
+    async fn count_totp_failure(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<TotpLock>, StoreError> {
+        let row = user_totp::Entity::find_by_id(user.0)
+            .one(&self.db)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| StoreError::NotFound(format!("the TOTP enrolment of user {user}")))?;
+        let lock = policy.after_failure(u32::try_from(row.failures).unwrap_or(0), now);
+        let result = user_totp::Entity::update_many()
+            .col_expr(user_totp::Column::Failures, Expr::value(i32::try_from(lock.failures).unwrap_or(i32::MAX)))
+            .col_expr(user_totp::Column::LockedUntil, Expr::value(lock.locked_until.map(millis)))
+            .filter(user_totp::Column::UserId.eq(user.0))
+            .filter(user_totp::Column::Failures.eq(row.failures))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok((result.rows_affected == 1).then_some(lock))
+    }
+}
+
+#[async_trait]
+impl TotpStore for Store {
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
+        let row = user_totp::Entity::find_by_id(user.0).one(&self.db).await.map_err(classify)?;
+        row.map(to_record).transpose()
+    }
+
+    async fn enrol_totp(
+        &self,
+        user: UserId,
+        secret: &TotpSecret,
+        used_step: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        retry_transient(|| async {
+            user_totp::Entity::insert(user_totp::ActiveModel {
+                user_id: Set(user.0),
+                secret: Set(secret.expose().to_owned()),
+                enrolled_at: Set(millis(now)),
+                last_used_step: Set(used_step),
+                failures: Set(0),
+                locked_until: Set(None),
+            })
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(|e| match classify(e) {
+                StoreError::Conflict(m) if m.starts_with("unique constraint") => {
+                    StoreError::Taken(format!("a TOTP enrolment for user {user}"))
+                }
+                StoreError::Conflict(m) if m.starts_with("foreign key") => StoreError::NotFound(format!("user {user}")),
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn accept_totp_step(&self, user: UserId, step: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        // One conditional UPDATE: the database serialises concurrent ones on
+        // the row, and only the first sees `last_used_step < step`.
+        let not_locked = Condition::any()
+            .add(user_totp::Column::LockedUntil.is_null())
+            .add(user_totp::Column::LockedUntil.lte(millis(now)));
+        retry_transient(|| async {
+            let result = user_totp::Entity::update_many()
+                .col_expr(user_totp::Column::LastUsedStep, Expr::value(step))
+                .col_expr(user_totp::Column::Failures, Expr::value(0))
+                .col_expr(user_totp::Column::LockedUntil, Expr::value(Option::<i64>::None))
+                .filter(user_totp::Column::UserId.eq(user.0))
+                .filter(user_totp::Column::LastUsedStep.lt(step))
+                .filter(not_locked.clone())
+                .exec(&self.db)
+                .await
+                .map_err(classify)?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
+    }
+
+    async fn record_totp_failure(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<TotpLock, StoreError> {
+        for _ in 0..COUNTER_ROUNDS {
+            if let Some(lock) = retry_transient(|| self.count_totp_failure(user, now, policy)).await? {
+                return Ok(lock);
+            }
+        }
+        Err(StoreError::Conflict(format!("the TOTP failure counter of user {user} keeps changing")))
+    }
+
+    async fn reset_totp(&self, user: UserId) -> Result<bool, StoreError> {
+        retry_transient(|| async {
+            let result = user_totp::Entity::delete_by_id(user.0).exec(&self.db).await.map_err(classify)?;
+            Ok(result.rows_affected > 0)
+        })
+        .await
+    }
+}
