@@ -16,11 +16,11 @@ mod signin;
 use std::sync::Arc;
 
 use axum::Router;
-use sha2::Digest;
 use axum::routing::{get, post};
 use jit_flow::SignInEngine;
 use jit_flow::clock::Clock;
 use jit_store::Store;
+use sha2::Digest;
 use tower_http::csrf::CsrfLayer;
 use tower_http::trace::TraceLayer;
 
