@@ -158,6 +158,20 @@ pub trait FlowStateStore: Send + Sync {
     async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError>;
     /// The state under `id`, unless absent or expired at `now`.
     async fn flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
+    /// Replaces the state under `id` with `state` only if it is still
+    /// exactly `expected` (as read by [`FlowStateStore::flow`]) and not
+    /// expired at `now`: true if it was replaced. Of concurrent replacements
+    /// of the same state, on any number of instances, one wins; this is what
+    /// keeps attempt counters in flow state from being outrun by parallel
+    /// requests.
+    async fn replace_flow(
+        &self,
+        id: &str,
+        expected: &Value,
+        state: &Value,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Removes and returns the state under `id` (once only: a concurrent
     /// second take gets `None`), unless absent or expired.
     async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;

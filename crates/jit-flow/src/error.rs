@@ -53,6 +53,28 @@ pub enum FlowError {
         /// The connection used.
         connection: String,
     },
+    /// The application's conditional authentication script failed (threw,
+    /// ran too long, named a step that does not exist, ...).
+    #[error(
+        "the application's sign-in script failed, so the sign-in cannot go on: {0}. The administrator must fix the script."
+    )]
+    Script(#[from] crate::script::ScriptError),
+    /// The application's script ended the sign-in (`fail()`).
+    #[error("the application's sign-in rules do not allow this sign-in{}", .0.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    ScriptFailed(Option<String>),
+    /// Another request of the same sign-in changed it at the same moment
+    /// (a double submit, or parallel guesses).
+    #[error("this sign-in was changed by another request at the same moment; go back and try again")]
+    Concurrent,
+    /// Too many wrong passwords or codes in one sign-in.
+    #[error("too many failed attempts in this sign-in; start again from the application")]
+    TooManyAttempts,
+    /// An email code could not be sent.
+    #[error("the code could not be sent by email ({0}); try again later or ask the administrator")]
+    Mail(String),
+    /// Email OTP needs an email address and the account has none.
+    #[error("a code cannot be sent by email: your account has no email address; ask the administrator")]
+    NoEmailAddress,
     /// An option this server cannot run yet.
     #[error("{0} is not available on this server yet")]
     Unsupported(String),

@@ -1,8 +1,9 @@
 //! # jit-flow
 //!
-//! The sign-in state machine: an application's steps, the authenticators
-//! (local password now; federated connections; TOTP and Email OTP next), the
-//! call into Just-in-Time provisioning, and flow state that survives across
+//! The sign-in state machine: an application's steps (in order, or as its
+//! conditional authentication script decides), the authenticators (local
+//! password, federated connections, TOTP, Email OTP), the call into
+//! Just-in-Time provisioning, and flow state that survives across
 //! requests and server instances (it lives in the store, keyed by the hash
 //! of a random id the browser keeps). It renders no HTML and speaks no HTTP:
 //! it says what comes [`engine::Next`].
@@ -17,5 +18,5 @@ pub mod script;
 pub mod secret;
 pub mod state;
 
-pub use engine::{FlowSettings, FlowStore, IssuedCode, Next, SignInEngine, StepView};
+pub use engine::{EmailOtpView, FlowSettings, FlowStore, IssuedCode, Next, SignInEngine, StepView, TotpView};
 pub use error::FlowError;

@@ -1,13 +1,18 @@
 //! The state of a sign-in between requests, stored through the
 //! [`jit_domain::ports::FlowStateStore`] so that any instance can continue it.
 
+use std::collections::BTreeMap;
+
 use jit_domain::attribute::Attributes;
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::StepOption;
+use jit_domain::mfa::TotpSecret;
 use jit_domain::user::{Subject, UserId};
 use jit_idp::PendingAuthorization;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::mfa::email_otp::EmailOtpChallenge;
 
 /// The application's validated authorization request, carried through the
 /// sign-in and into the authorization code.
@@ -25,6 +30,10 @@ pub struct AuthorizationContext {
     pub scope: String,
     /// PKCE challenge (S256).
     pub code_challenge: Option<String>,
+    /// The authorization request's query parameters as received (first
+    /// value of each): what scripts see as `context.request.params`.
+    #[serde(default)]
+    pub request_params: BTreeMap<String, String>,
 }
 
 /// Who the sign-in has identified.
@@ -49,13 +58,21 @@ pub enum SignedInSubject {
     },
 }
 
-/// A completed step: what the script API calls `context.steps[n]`.
+/// A step that was tried: what the script API calls `context.steps[n]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedStep {
     /// The step (1-based).
     pub step: usize,
-    /// The option the user completed.
+    /// The option the user completed (or failed).
     pub option: StepOption,
+    /// Whether it succeeded. Failures are recorded only in scripted flows,
+    /// where `onFail` may act on them.
+    #[serde(default = "succeeded_by_default")]
+    pub succeeded: bool,
+}
+
+fn succeeded_by_default() -> bool {
+    true
 }
 
 impl CompletedStep {
@@ -82,6 +99,51 @@ pub struct SignInState {
     /// When the user authenticated (for `auth_time`).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub auth_time: Option<OffsetDateTime>,
+    /// Failed attempts in this sign-in (wrong password or code); past a
+    /// limit the sign-in ends.
+    #[serde(default)]
+    pub failures: u32,
+    /// Second factors in progress at the current step.
+    #[serde(default)]
+    pub mfa: Option<PendingMfa>,
+    /// The state as stored when it was loaded: saving replaces exactly that
+    /// or fails, so parallel requests of one sign-in cannot each count the
+    /// same attempt. `None` for a sign-in not stored yet.
+    #[serde(skip)]
+    pub loaded: Option<serde_json::Value>,
+}
+
+impl SignInState {
+    /// The second factors pending at the current step, created if needed.
+    pub fn mfa_here(&mut self) -> &mut PendingMfa {
+        let step = self.step;
+        let fresh = PendingMfa { step, totp_enrolment: None, email_otp: None };
+        if self.mfa.as_ref().is_none_or(|pending| pending.step != step) {
+            self.mfa = None;
+        }
+        self.mfa.get_or_insert(fresh)
+    }
+
+    /// The second factors pending at the current step, if any.
+    pub fn pending_mfa(&self) -> Option<&PendingMfa> {
+        self.mfa.as_ref().filter(|pending| pending.step == self.step)
+    }
+}
+
+/// Second factors started but not finished, for the step they belong to.
+/// A step may offer TOTP and Email OTP at once: both can be pending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMfa {
+    /// The step (0-based index).
+    pub step: usize,
+    /// A TOTP secret shown to a user who is not enrolled yet; saved on the
+    /// account when the user confirms it with a first code. Redacted in
+    /// `Debug`.
+    #[serde(default)]
+    pub totp_enrolment: Option<TotpSecret>,
+    /// An email code that was sent: its hash, expiry and counters.
+    #[serde(default)]
+    pub email_otp: Option<EmailOtpChallenge>,
 }
 
 /// A redirect to an external IdP waiting for its callback. Stored apart,
@@ -108,6 +170,7 @@ pub struct AuthorizationGrant {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub auth_time: OffsetDateTime,
-    /// The authenticators used (`amr`-like: `LOCAL`, connection names).
+    /// The authenticators used (`amr`-like: `LOCAL`, connection names,
+    /// `TOTP`, `EMAIL_OTP`).
     pub methods: Vec<String>,
 }

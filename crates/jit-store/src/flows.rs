@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use jit_domain::ports::{FlowStateStore, StoreError};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -37,6 +38,28 @@ impl FlowStateStore for Store {
             .await
             .map_err(classify)?;
         row.map(|row| from_json(&row.state, "flow state")).transpose()
+    }
+
+    async fn replace_flow(
+        &self,
+        id: &str,
+        expected: &Value,
+        state: &Value,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // The stored text is serde_json's rendering of the value, so the
+        // expected value renders to the same text.
+        let replaced = flow_states::Entity::update_many()
+            .col_expr(flow_states::Column::State, Expr::value(to_json(state)?))
+            .col_expr(flow_states::Column::ExpiresAt, Expr::value(millis(expires_at)))
+            .filter(flow_states::Column::Id.eq(id))
+            .filter(flow_states::Column::State.eq(to_json(expected)?))
+            .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(replaced.rows_affected == 1)
     }
 
     async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {

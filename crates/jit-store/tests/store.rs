@@ -254,6 +254,38 @@ async fn flow_state_expires_and_is_taken_once() {
     db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flow_state_is_replaced_only_from_the_state_that_was_read() {
+    let db = TestDb::new().await;
+    let later = now() + time::Duration::minutes(10);
+    let read = json!({"attempts": 0, "name": "Zoë", "nested": {"b": [1, 2], "a": "x"}});
+    db.store.put_flow("f", &read, later).await.unwrap();
+    let read = db.store.flow("f", now()).await.unwrap().unwrap();
+
+    // Twelve requests read the same state and each counts one attempt:
+    // exactly one replacement wins, the others must read again.
+    let store = Arc::new(db.store.clone());
+    let attempts = (0..12).map(|i| {
+        let (store, read) = (store.clone(), read.clone());
+        tokio::spawn(async move {
+            let counted = json!({"attempts": 1, "by": i});
+            store.replace_flow("f", &read, &counted, later, now()).await.unwrap()
+        })
+    });
+    let won = futures::future::join_all(attempts).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(won, 1);
+    let current = db.store.flow("f", now()).await.unwrap().unwrap();
+    assert_eq!(current["attempts"], 1);
+
+    // From the current state it works again; never for an expired or
+    // missing state.
+    let next = json!({"attempts": 2});
+    assert!(db.store.replace_flow("f", &current, &next, later, now()).await.unwrap());
+    assert!(!db.store.replace_flow("f", &next, &json!({}), later, later).await.unwrap(), "expired");
+    assert!(!db.store.replace_flow("missing", &next, &json!({}), later, now()).await.unwrap());
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn signing_keys_are_listed_newest_first_and_retired() {
     let db = TestDb::new().await;

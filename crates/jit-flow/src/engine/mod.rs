@@ -12,7 +12,8 @@ use std::time::SystemTime;
 use jit_domain::application::Application;
 use jit_domain::connection::{Connection, ConnectionName};
 use jit_domain::flow::{Step, StepOption};
-use jit_domain::ports::{ApplicationStore, ConnectionStore, FlowStateStore, ProvisioningStore, UserStore};
+use jit_domain::mfa::LockoutPolicy;
+use jit_domain::ports::{ApplicationStore, ConnectionStore, FlowStateStore, ProvisioningStore, TotpStore, UserStore};
 use jit_domain::provisioning::Decision;
 use jit_domain::schema::AttributeSchema;
 use jit_domain::service::{ProvisioningOutcome, provision};
@@ -24,15 +25,27 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::FlowError;
 use crate::idps::IdpRegistry;
+use crate::mfa::email_otp::EmailOtpPolicy;
+use crate::mfa::mailer::{LogMailer, Mailer};
 use crate::password::verify_password;
+use crate::script::{ScriptLimits, ScriptRunner};
 use crate::secret::{random_token, secrets_match, stored_form};
 use crate::state::{
     AuthorizationContext, AuthorizationGrant, CompletedStep, PendingFederation, SignInState, SignedInSubject,
 };
 
+mod mfa;
+mod scripted;
+
 /// Everything the engine needs from storage.
-pub trait FlowStore: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore {}
-impl<T: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore> FlowStore for T {}
+pub trait FlowStore:
+    ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore
+{
+}
+impl<T: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore> FlowStore
+    for T
+{
+}
 
 /// Lifetimes and addresses.
 #[derive(Clone, Debug)]
@@ -44,6 +57,16 @@ pub struct FlowSettings {
     pub sign_in_ttl: Duration,
     /// How long an authorization code is valid.
     pub code_ttl: Duration,
+    /// Wrong passwords and codes allowed in one sign-in before it ends.
+    pub max_failures: u32,
+    /// The issuer name authenticator apps show for TOTP enrolments.
+    pub totp_issuer: String,
+    /// When repeated wrong TOTP codes lock an account's TOTP.
+    pub totp_lockout: LockoutPolicy,
+    /// Lifetime, attempts and resends of email codes.
+    pub email_otp: EmailOtpPolicy,
+    /// Time, memory and stack limits of one script evaluation.
+    pub script_limits: ScriptLimits,
 }
 
 impl Default for FlowSettings {
@@ -52,6 +75,11 @@ impl Default for FlowSettings {
             public_url: "http://127.0.0.1:8080".into(),
             sign_in_ttl: Duration::minutes(15),
             code_ttl: Duration::seconds(60),
+            max_failures: 10,
+            totp_issuer: crate::mfa::totp::DEFAULT_ISSUER.into(),
+            totp_lockout: LockoutPolicy::default(),
+            email_otp: EmailOtpPolicy::default(),
+            script_limits: ScriptLimits::default(),
         }
     }
 }
@@ -84,6 +112,36 @@ pub struct StepView {
     pub csrf: String,
     /// A message about the last attempt (e.g. wrong password).
     pub error: Option<String>,
+    /// Something to tell the user (e.g. that a code was sent).
+    pub notice: Option<String>,
+    /// TOTP, when the step offers it to this user.
+    pub totp: Option<TotpView>,
+    /// Email OTP, when the step offers it to this user.
+    pub email_otp: Option<EmailOtpView>,
+}
+
+/// The TOTP part of a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TotpView {
+    /// Ask for a code.
+    Verify,
+    /// The user has no TOTP yet: show the secret to add to an authenticator
+    /// app, then ask for a first code.
+    Enrol {
+        /// The `otpauth://` URI (contains the secret).
+        otpauth_uri: String,
+        /// The same as a QR code, a `data:image/png;base64,` URL.
+        qr_data_url: String,
+    },
+}
+
+/// The Email OTP part of a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailOtpView {
+    /// Where the code goes, masked (`a***@example.com`).
+    pub masked_address: String,
+    /// Whether a code was sent in this step.
+    pub sent: bool,
 }
 
 /// An authorization code for the application.
@@ -104,6 +162,8 @@ pub struct SignInEngine<S: ?Sized> {
     idps: IdpRegistry,
     clock: Arc<dyn Clock>,
     settings: FlowSettings,
+    mailer: Arc<dyn Mailer>,
+    scripts: ScriptRunner,
 }
 
 const FLOW_PREFIX: &str = "flow:";
@@ -119,7 +179,15 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         clock: Arc<dyn Clock>,
         settings: FlowSettings,
     ) -> Self {
-        Self { store, schema, idps, clock, settings }
+        let scripts = ScriptRunner::new(settings.script_limits);
+        Self { store, schema, idps, clock, settings, mailer: Arc::new(LogMailer), scripts }
+    }
+
+    /// Sends Email OTP codes with `mailer` (the default writes them to the
+    /// log, marked as a development fallback).
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     /// The clock the engine uses.
@@ -142,12 +210,21 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             subject: None,
             csrf: random_token()?,
             auth_time: None,
+            failures: 0,
+            mfa: None,
+            loaded: None,
         };
         let flow_id = random_token()?;
-        self.save(&flow_id, &state).await?;
+        let Some(first) = self.next_step(application, &state).await? else {
+            return Err(FlowError::InvalidFlow("the sign-in script chose no step to start with".into()));
+        };
+        let mut state = state;
+        state.step = first;
+        self.enter_step(application, &mut state).await?;
+        self.save(&flow_id, &mut state).await?;
         let next = match fidp {
             Some(connection) => self.federate_unchecked(&flow_id, &state, application, connection).await?,
-            None => Next::Show(self.view_of(application, &state, None).await?),
+            None => Next::Show(self.view_of(application, &state, None, None).await?),
         };
         Ok((flow_id, next))
     }
@@ -156,7 +233,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     pub async fn view(&self, flow_id: &str) -> Result<StepView, FlowError> {
         let state = self.load(flow_id).await?;
         let application = self.application(&state).await?;
-        self.view_of(&application, &state, None).await
+        self.view_of(&application, &state, None, None).await
     }
 
     /// Checks a local username and password.
@@ -180,8 +257,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
             _ => {
                 tracing::info!(event = "local_sign_in_failed", "local sign-in failed");
-                let view = self.view_of(&application, &state, Some("Wrong username or password.".into())).await?;
-                Ok(Next::Show(view))
+                self.fail_step(flow_id, &application, state, StepOption::Local, "Wrong username or password.").await
             }
         }
     }
@@ -295,37 +371,115 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 ));
             }
         }
-        state.completed.push(CompletedStep { step: state.step + 1, option });
+        state.completed.push(CompletedStep { step: state.step + 1, option, succeeded: true });
         state.auth_time = Some(self.clock.now());
+        state.mfa = None;
         state.step += 1;
         Ok(())
     }
 
-    /// Moves on after a completed step: the next step's page, or the code.
-    async fn advance(&self, flow_id: &str, application: &Application, state: SignInState) -> Result<Next, FlowError> {
-        if let Some(step) = application.sign_in.steps.get(state.step) {
-            if let Some(option) = step.options.iter().find(|o| o.needs_local_account()) {
-                if let Some(SignedInSubject::PassThrough { connection, .. }) = &state.subject
-                    && step.options.iter().all(StepOption::needs_local_account)
-                {
-                    tracing::warn!(
-                        event = "mfa_without_local_account",
-                        connection = %connection,
-                        step = state.step + 1,
-                        "a step needing a local account was reached by a JIT-disabled connection's user"
-                    );
-                    return Err(FlowError::NeedsLocalAccount {
-                        step: state.step + 1,
-                        option: option.to_string(),
-                        connection: connection.to_string(),
-                    });
-                }
-                return Err(FlowError::Unsupported(option.to_string()));
-            }
-            self.save(flow_id, &state).await?;
-            return Ok(Next::Show(self.view_of(application, &state, None).await?));
+    /// A wrong password or code at the current step: counted, and the step
+    /// is shown again with `message` — or, in a scripted flow, the failure
+    /// is recorded and the script decides (its `onFail`).
+    async fn fail_step(
+        &self,
+        flow_id: &str,
+        application: &Application,
+        mut state: SignInState,
+        option: StepOption,
+        message: &str,
+    ) -> Result<Next, FlowError> {
+        state.failures += 1;
+        if state.failures > self.settings.max_failures {
+            self.take::<SignInState>(&flow_key(flow_id)).await?;
+            tracing::info!(event = "sign_in_too_many_failures", "sign-in ended after too many failures");
+            return Err(FlowError::TooManyAttempts);
         }
-        self.finish(flow_id, state).await
+        if application.sign_in.script.is_some() {
+            state.completed.push(CompletedStep { step: state.step + 1, option, succeeded: false });
+            let step_before = state.step;
+            match self.next_step(application, &state).await? {
+                Some(next) if next == step_before => {}
+                Some(next) => {
+                    state.step = next;
+                    self.enter_step(application, &mut state).await?;
+                    self.save(flow_id, &mut state).await?;
+                    return Ok(Next::Show(self.view_of(application, &state, None, None).await?));
+                }
+                None => return self.finish(flow_id, state).await,
+            }
+        }
+        self.save(flow_id, &mut state).await?;
+        Ok(Next::Show(self.view_of(application, &state, Some(message.to_owned()), None).await?))
+    }
+
+    /// Moves on after a completed step: the next step's page, or the code.
+    async fn advance(
+        &self,
+        flow_id: &str,
+        application: &Application,
+        mut state: SignInState,
+    ) -> Result<Next, FlowError> {
+        match self.next_step(application, &state).await? {
+            Some(next) => {
+                state.step = next;
+                self.enter_step(application, &mut state).await?;
+                self.save(flow_id, &mut state).await?;
+                Ok(Next::Show(self.view_of(application, &state, None, None).await?))
+            }
+            None => self.finish(flow_id, state).await,
+        }
+    }
+
+    /// The step to do next (0-based), or `None` when the sign-in is done:
+    /// the script's choice, or else the step after the last one completed.
+    async fn next_step(&self, application: &Application, state: &SignInState) -> Result<Option<usize>, FlowError> {
+        match &application.sign_in.script {
+            Some(script) => self.scripted_next_step(application, script, state).await,
+            None => Ok((state.step < application.sign_in.steps.len()).then_some(state.step)),
+        }
+    }
+
+    /// Prepares the current step: refuses one this user cannot do, and
+    /// creates the TOTP secret a user without TOTP enrols with.
+    async fn enter_step(&self, application: &Application, state: &mut SignInState) -> Result<(), FlowError> {
+        let step = current_step(application, state)?;
+        if state.mfa.as_ref().is_some_and(|pending| pending.step != state.step) {
+            state.mfa = None;
+        }
+        let Some(option) = step.options.iter().find(|o| o.needs_local_account()) else { return Ok(()) };
+        let only_mfa = step.options.iter().all(StepOption::needs_local_account);
+        match &state.subject {
+            Some(SignedInSubject::PassThrough { connection, .. }) if only_mfa => {
+                tracing::warn!(
+                    event = "mfa_without_local_account",
+                    connection = %connection,
+                    step = state.step + 1,
+                    option = %option,
+                    "a step needing a local account was reached by a JIT-disabled connection's user"
+                );
+                Err(FlowError::NeedsLocalAccount {
+                    step: state.step + 1,
+                    option: option.to_string(),
+                    connection: connection.to_string(),
+                })
+            }
+            None if only_mfa => Err(FlowError::InvalidFlow(format!(
+                "step {} ({option}) needs a user that an earlier step identified, and none did",
+                state.step + 1
+            ))),
+            Some(SignedInSubject::Local { user }) => {
+                let user = *user;
+                if step.options.contains(&StepOption::Totp) {
+                    self.prepare_totp(state, user).await?;
+                } else if only_mfa && self.email_address(user).await?.is_none() {
+                    // Email OTP is all the step offers, and there is nowhere to send a code.
+                    return Err(FlowError::NoEmailAddress);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn finish(&self, flow_id: &str, state: SignInState) -> Result<Next, FlowError> {
@@ -334,13 +488,16 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             authorization: state.authorization.clone(),
             subject,
             auth_time: state.auth_time.unwrap_or_else(|| self.clock.now()),
-            methods: state.completed.iter().map(CompletedStep::idp).collect(),
+            methods: state.completed.iter().filter(|c| c.succeeded).map(CompletedStep::idp).collect(),
         };
+        // The sign-in is over: its state cannot be used again, and of two
+        // requests finishing it at once only one gets a code.
+        if self.store.take_flow(&flow_key(flow_id), self.clock.now()).await?.is_none() && state.loaded.is_some() {
+            return Err(FlowError::Concurrent);
+        }
         let code = random_token()?;
         let expires = self.clock.now() + self.settings.code_ttl;
         self.put(&format!("{CODE_PREFIX}{}", stored_form(&code)), &grant, expires).await?;
-        // The sign-in is over: its state cannot be used again.
-        self.take::<SignInState>(&flow_key(flow_id)).await?;
         Ok(Next::Complete(IssuedCode {
             redirect_uri: state.authorization.redirect_uri,
             code,
@@ -353,19 +510,17 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         application: &Application,
         state: &SignInState,
         error: Option<String>,
+        notice: Option<String>,
     ) -> Result<StepView, FlowError> {
         let step = current_step(application, state)?;
         let mut connections = Vec::new();
         for option in &step.options {
-            match option {
-                StepOption::Connection(name) => {
-                    let connection = self.connection(name).await?;
-                    connections.push((name.to_string(), connection.display_name));
-                }
-                StepOption::Local => {}
-                other => return Err(FlowError::Unsupported(other.to_string())),
+            if let StepOption::Connection(name) = option {
+                let connection = self.connection(name).await?;
+                connections.push((name.to_string(), connection.display_name));
             }
         }
+        let (totp, email_otp) = self.mfa_views(step, state).await?;
         Ok(StepView {
             application: application.name.clone(),
             step: state.step + 1,
@@ -374,6 +529,9 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             connections,
             csrf: state.csrf.clone(),
             error,
+            notice,
+            totp,
+            email_otp,
         })
     }
 
@@ -388,7 +546,9 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     async fn load(&self, flow_id: &str) -> Result<SignInState, FlowError> {
         let value = self.store.flow(&flow_key(flow_id), self.clock.now()).await?;
         let value = value.ok_or(FlowError::Expired)?;
-        serde_json::from_value(value).map_err(|_| FlowError::Expired)
+        let mut state: SignInState = serde_json::from_value(value.clone()).map_err(|_| FlowError::Expired)?;
+        state.loaded = Some(value);
+        Ok(state)
     }
 
     async fn load_checked(&self, flow_id: &str, csrf: &str) -> Result<SignInState, FlowError> {
@@ -396,8 +556,21 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         if secrets_match(&state.csrf, csrf) { Ok(state) } else { Err(FlowError::Csrf) }
     }
 
-    async fn save(&self, flow_id: &str, state: &SignInState) -> Result<(), FlowError> {
-        self.put(&flow_key(flow_id), state, self.expiry()).await
+    /// Stores the sign-in: a new one as is, a loaded one only if nobody
+    /// changed it since it was loaded ([`FlowError::Concurrent`] otherwise).
+    async fn save(&self, flow_id: &str, state: &mut SignInState) -> Result<(), FlowError> {
+        let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
+        match &state.loaded {
+            None => self.store.put_flow(&flow_key(flow_id), &value, self.expiry()).await?,
+            Some(loaded) => {
+                let key = flow_key(flow_id);
+                if !self.store.replace_flow(&key, loaded, &value, self.expiry(), self.clock.now()).await? {
+                    return Err(FlowError::Concurrent);
+                }
+            }
+        }
+        state.loaded = Some(value);
+        Ok(())
     }
 
     fn expiry(&self) -> OffsetDateTime {

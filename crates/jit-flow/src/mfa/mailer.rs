@@ -249,7 +249,8 @@ fn one_line(value: &str) -> String {
     value.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-fn human_duration(duration: Duration) -> String {
+/// `5 minutes`, `1 minute`, `90 seconds`: a lifetime as people read it.
+pub fn human_duration(duration: Duration) -> String {
     let seconds = duration.whole_seconds();
     let (n, unit) = if seconds >= 60 && seconds % 60 == 0 { (seconds / 60, "minute") } else { (seconds, "second") };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
