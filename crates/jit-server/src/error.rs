@@ -53,6 +53,25 @@ impl From<FlowError> for PageError {
             FlowError::NeedsLocalAccount { .. } => (S::FORBIDDEN, "Sign-in cannot continue", "no_local_account"),
             FlowError::Unsupported(_) => (S::NOT_IMPLEMENTED, "Not available", "unsupported"),
             FlowError::InvalidFlow(_) => (S::CONFLICT, "Sign-in misconfigured", "invalid_flow"),
+            // The application's script threw, looped, ran out of memory or
+            // named a step that does not exist: the sign-in fails closed.
+            FlowError::Script(_) => (S::CONFLICT, "Sign-in misconfigured", "script_error"),
+            // The script called fail(): its message (escaped) is shown.
+            FlowError::ScriptFailed(_) => (S::FORBIDDEN, "Sign-in refused", "script_refused"),
+            FlowError::Concurrent => (S::CONFLICT, "Sign-in interrupted", "concurrent_request"),
+            FlowError::TooManyAttempts => (S::TOO_MANY_REQUESTS, "Too many attempts", "too_many_attempts"),
+            FlowError::NoEmailAddress => (S::FORBIDDEN, "Sign-in cannot continue", "no_email_address"),
+            FlowError::Mail(detail) => {
+                // The SMTP server's answer is for the log, not the page.
+                tracing::error!(event = "email_otp_not_sent", error = %detail, "an Email OTP code could not be sent");
+                return Self::new(
+                    S::BAD_GATEWAY,
+                    "Could not send the code",
+                    "The email with your code could not be sent. Try again in a moment; if it keeps failing, \
+                     tell the administrator.",
+                    "mail_failed",
+                );
+            }
             FlowError::Store(_) | FlowError::Provision(_) | FlowError::Internal(_) => {
                 return Self::internal(&error);
             }

@@ -95,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         .route("/signin", get(signin::show))
         .route("/signin/password", post(signin::password))
         .route("/signin/federated", post(signin::federated))
+        .route("/signin/totp", post(signin::totp))
+        .route("/signin/email-otp/send", post(signin::send_email_otp))
+        .route("/signin/email-otp", post(signin::email_otp))
         .layer(CsrfLayer::new());
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))

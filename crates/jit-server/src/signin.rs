@@ -108,3 +108,68 @@ pub async fn callback(
     let next = state.engine.callback(cookie.as_deref(), &connection, &params).await?;
     Ok(next_response(&state, next))
 }
+
+/// A one-time code form (TOTP or Email OTP).
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// Only the CSRF token (a button).
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// After a code was checked: a refused code shows the page again with its
+/// message (401); a page with a notice (e.g. "set up your app again") is
+/// shown directly, so that the notice is not lost; anything else goes on
+/// as usual.
+fn code_response(state: &AppState, next: Next) -> Response {
+    match next {
+        Next::Show(view) if view.error.is_some() => render(StatusCode::UNAUTHORIZED, &SignInPage::from(view)),
+        Next::Show(view) if view.notice.is_some() => render(StatusCode::OK, &SignInPage::from(view)),
+        next => next_response(state, next),
+    }
+}
+
+/// `POST /signin/totp`: a code from the authenticator app, to verify it or
+/// to confirm an enrolment.
+pub async fn totp(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let next = state.engine.totp(&flow_id(&state, &jar)?, &form.csrf, &form.code).await?;
+    Ok(code_response(&state, next))
+}
+
+/// `POST /signin/email-otp/send`: sends a code (or a new one) to the user's
+/// email address.
+pub async fn send_email_otp(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let next = state.engine.send_email_otp(&flow_id(&state, &jar)?, &form.csrf).await?;
+    Ok(match next {
+        // Asked again too soon, or no more codes: say so (429).
+        Next::Show(view) if view.error.is_some() => render(StatusCode::TOO_MANY_REQUESTS, &SignInPage::from(view)),
+        // Sent: the page with its notice and the code form. Shown directly,
+        // not through a redirect, so that the notice is not lost; reloading
+        // asks before resending, and resending is rate-limited.
+        Next::Show(view) => render(StatusCode::OK, &SignInPage::from(view)),
+        next => next_response(&state, next),
+    })
+}
+
+/// `POST /signin/email-otp`: the code from the email.
+pub async fn email_otp(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let next = state.engine.email_otp(&flow_id(&state, &jar)?, &form.csrf, &form.code).await?;
+    Ok(code_response(&state, next))
+}

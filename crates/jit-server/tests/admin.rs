@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, UserStore};
+use jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
+use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, TotpStore, UserStore};
 use jit_domain::prelude::*;
 use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
@@ -23,6 +24,7 @@ const TABLES: &[&str] = &[
     "users",
     "user_attributes",
     "federated_identities",
+    "user_totp",
     "connections",
     "applications",
     "flow_states",
@@ -269,6 +271,7 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
         ("/api/v1/applications/{client_id}/secret", &["post"]),
         ("/api/v1/users", &["get", "post"]),
         ("/api/v1/users/{id}", &["get", "delete"]),
+        ("/api/v1/users/{id}/totp", &["delete"]),
         ("/api/v1/audit", &["get"]),
         ("/api/v1/keys/rotate", &["post"]),
         ("/api/v1/openapi.json", &["get"]),
@@ -489,8 +492,8 @@ async fn invalid_applications_are_refused_and_nothing_is_written() {
         (app_body("a", json!([])), "at least one step"),
         (
             json!({"name": "a", "redirect_uris": ["https://app.example.com/cb"],
-                   "sign_in": {"steps": local, "script": "var onLoginRequest = function (context) {};"}}),
-            "not supported yet",
+                   "sign_in": {"steps": local, "script": "var onLoginRequest = function (context) {"}}),
+            "syntax error",
         ),
         (json!({"name": "a", "redirect_uris": ["http://app.example.com/cb"], "sign_in": {"steps": local}}), "https"),
         (
@@ -508,6 +511,77 @@ async fn invalid_applications_are_refused_and_nothing_is_written() {
     }
     assert_eq!(server.row_counts().await, before, "a refused request wrote something");
     server.get("/applications/nope").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_are_validated_when_an_application_is_saved() {
+    let server = Server::start().await;
+    server.connection(connection_body("partner", json!({"enabled": false}))).await;
+    let steps = json!([{"options": ["LOCAL", "partner"]}, {"options": ["TOTP"]}]);
+    let with_script = |script: &str| {
+        let mut body = app_body("portal", steps.clone());
+        body["sign_in"]["script"] = json!(script);
+        body
+    };
+
+    // Without a script: the JIT/MFA warning, suggesting the seeds' script.
+    let answer = server.post("/applications", app_body("portal", steps.clone())).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let client_id = answer.body["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(answer.body["warnings"][0]["suggested_script"], SKIP_MFA_FOR_FEDERATED_SCRIPT);
+    assert!(answer.body["warnings"][0]["message"].as_str().unwrap().contains("script"), "{}", answer.text);
+
+    // The seeds' script, byte for byte, is accepted and takes over the warning.
+    let answer = server.put(&format!("/applications/{client_id}"), with_script(SKIP_MFA_FOR_FEDERATED_SCRIPT)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["sign_in"]["script"], SKIP_MFA_FOR_FEDERATED_SCRIPT);
+    assert_eq!(answer.body["warnings"], json!([]));
+    let read = server.get(&format!("/applications/{client_id}")).await;
+    assert_eq!(read.body["sign_in"]["script"], SKIP_MFA_FOR_FEDERATED_SCRIPT);
+    let stored = server.store.application(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.sign_in.script.as_deref(), Some(SKIP_MFA_FOR_FEDERATED_SCRIPT));
+
+    // Scripts that only fail when a sign-in runs them are saved: their
+    // syntax is fine and onLoginRequest exists.
+    for script in [
+        "var onLoginRequest = function (context) { while (true) {} };",
+        "var onLoginRequest = function (context) { throw new Error('boom'); };",
+        "var onLoginRequest = function (context) { executeStep(7); };",
+    ] {
+        let mut body = with_script(script);
+        body["name"] = json!("runtime failures");
+        let answer = server.post("/applications", body).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{script}: {}", answer.text);
+        let id = answer.body["client_id"].as_str().unwrap();
+        assert_eq!(server.delete(&format!("/applications/{id}")).await.status, StatusCode::NO_CONTENT);
+    }
+
+    // Invalid scripts: a 400 with the engine's message; nothing is written,
+    // on create or on replace.
+    let before = server.row_counts().await;
+    let cases = [
+        ("var onLoginRequest = function (context) {\n  executeStep(1\n};", "syntax error"),
+        ("var onLoginRequest = function (context) {\n  executeStep(1\n};", "line"),
+        ("var x = 1;", "onLoginRequest"),
+        ("", "onLoginRequest"),
+        ("throw new Error('top level');", "top level"),
+        ("while (true) {}", "time budget"),
+        ("var a = []; for (;;) { a.push(new Array(1000).fill(1)); }", "memory limit"),
+    ];
+    for (script, expected) in cases {
+        let started = std::time::Instant::now();
+        let answer = server.post("/applications", with_script(script)).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(answer.message().contains(expected), "{script:?}: {}", answer.message());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{script:?} took {:?}", started.elapsed());
+        let answer = server.put(&format!("/applications/{client_id}"), with_script(script)).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let long = format!("var onLoginRequest = function (context) {{}};{}", " ".repeat(70 * 1024));
+    server.post("/applications", with_script(&long)).await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(server.row_counts().await, before, "a refused request wrote something");
+    let stored = server.store.application(&client_id).await.unwrap().unwrap();
+    assert_eq!(stored.sign_in.script.as_deref(), Some(SKIP_MFA_FOR_FEDERATED_SCRIPT), "the stored script is kept");
 }
 
 // ---------------------------------------------------------------------------
@@ -580,6 +654,49 @@ async fn users_can_be_created_searched_read_and_deleted() {
     server.delete(&format!("/users/{id}")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
     server.get("/users/not-a-uuid").await.assert_error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(server.get("/users?attribute=email&value=alice@example.com").await.body, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_totp_can_be_reset_and_its_secret_is_never_shown() {
+    let server = Server::start().await;
+    let user = server.user(json!({"username": "alice", "attributes": {"email": "alice@example.com"}})).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["totp_enrolled"], false, "{user}");
+    server.delete(&format!("/users/{id}/totp")).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+
+    let secret_text = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let secret = jit_domain::mfa::TotpSecret::new(secret_text).unwrap();
+    let user_id = UserId(id.parse().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    server.store.enrol_totp(user_id, &secret, jit_domain::mfa::totp_step(now), now).await.unwrap();
+
+    let read = server.get(&format!("/users/{id}")).await;
+    assert_eq!(read.body["totp_enrolled"], true, "{}", read.text);
+    let found = server.get("/users?attribute=email&value=alice@example.com").await;
+    assert_eq!(found.body[0]["totp_enrolled"], true, "{}", found.text);
+    for text in [&read.text, &found.text] {
+        assert!(!text.contains(secret_text) && !text.contains("totp_secret"), "the secret leaks: {text}");
+    }
+
+    let answer = server.delete(&format!("/users/{id}/totp")).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text);
+    assert!(server.store.totp(user_id).await.unwrap().is_none());
+    assert_eq!(server.get(&format!("/users/{id}")).await.body["totp_enrolled"], false);
+    let again = server.delete(&format!("/users/{id}/totp")).await;
+    again.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(again.message().contains("no TOTP enrolment"), "{}", again.message());
+
+    let unknown = server.delete(&format!("/users/{}/totp", uuid_like())).await;
+    unknown.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(unknown.message().contains("there is no user"), "{}", unknown.message());
+    server.delete("/users/not-a-uuid/totp").await.assert_error(StatusCode::NOT_FOUND, "not_found");
+    let unauthenticated = server.send(Method::DELETE, &format!("/users/{id}/totp"), None, None).await;
+    unauthenticated.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// A well-formed user id that nobody has.
+fn uuid_like() -> String {
+    "0190f1f2-0000-7000-8000-000000000000".to_owned()
 }
 
 // ---------------------------------------------------------------------------

@@ -289,3 +289,93 @@ impl Admin {
         value
     }
 }
+
+/// A real SMTP server (`interop/smtp.mjs`, Nodemailer's `smtp-server`) on
+/// a free loopback port, stopped when dropped. Every message it receives
+/// is one JSON line on its stdout: `{"mail_from", "rcpt_to": [...], "user",
+/// "data"}` (`data`: the raw message, headers and body).
+pub struct SmtpListener {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Drop for SmtpListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpListener {
+    /// Starts the listener and waits for its `READY <port>` line (run
+    /// `npm ci` in `interop/` first).
+    pub fn start() -> Self {
+        let mut command = Command::new("node");
+        command
+            .arg(interop_dir().join("smtp.mjs"))
+            .env("SMTP_PORT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start node interop/smtp.mjs (Node.js 20+ and `npm ci` in interop/): {e}")
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("smtp.mjs did not get ready within 30 s ({e}); is `npm ci` done in interop/?")
+            }
+        };
+        let Some(port) = ready.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()) else {
+            let _ = child.kill();
+            panic!("expected `READY <port>` from smtp.mjs, got {ready:?}")
+        };
+        Self { child, lines, port }
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What to give jit as `--smtp-url` / `JIT_SMTP_URL`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The next message received within `patience`, if any.
+    pub fn try_next_mail(&self, patience: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(patience).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("smtp.mjs printed {line:?}, not JSON: {e}")))
+    }
+
+    /// The next message (waits up to 20 s, then panics).
+    pub fn next_mail(&self) -> Value {
+        self.try_next_mail(Duration::from_secs(20)).unwrap_or_else(|| panic!("no mail arrived within 20 s"))
+    }
+}
+
+/// The raw message of a mail line of [`SmtpListener`], split into headers
+/// and body (soft line breaks of quoted-printable undone).
+pub fn mail_parts(mail: &Value) -> (String, String) {
+    let data = mail["data"].as_str().unwrap_or_else(|| panic!("no data in {mail}"));
+    let (headers, body) = data.split_once("\r\n\r\n").unwrap_or((data, ""));
+    (headers.to_owned(), body.replace("=\r\n", ""))
+}
+
+/// The first run of exactly `digits` ASCII digits standing alone (not part
+/// of a longer number) in `text`.
+pub fn code_in(text: &str, digits: usize) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit()).find(|run| run.len() == digits).map(str::to_owned)
+}

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use jit_flow::mfa::mailer::{DEFAULT_FROM, SmtpOptions};
 
 /// The embedded default: a SQLite file in the working directory, created on
 /// first use.
@@ -38,12 +39,48 @@ pub struct ServeArgs {
     /// key set, token, userinfo), in seconds.
     #[arg(long, env = "JIT_IDP_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idp_timeout: u64,
+    /// How long an Email OTP code is valid, in seconds.
+    #[arg(long, env = "JIT_EMAIL_OTP_TTL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub email_otp_ttl: u64,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+}
+
+/// Where Email OTP codes are sent.
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    /// SMTP server for Email OTP codes: smtp://HOST:PORT (plain, e.g. a
+    /// local relay), smtp://USER:PASS@HOST?tls=starttls, or
+    /// smtps://USER:PASS@HOST. Without it, codes are written to the log (a
+    /// development fallback).
+    #[arg(long, env = "JIT_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From: of Email OTP mails, e.g. `Example <no-reply@example.com>`.
+    #[arg(long, env = "JIT_SMTP_FROM", default_value = DEFAULT_FROM)]
+    pub smtp_from: String,
+}
+
+impl SmtpArgs {
+    /// The SMTP URL, if one is set (an empty value counts as none).
+    pub fn url(&self) -> Option<&str> {
+        self.smtp_url.as_deref().map(str::trim).filter(|url| !url.is_empty())
+    }
+
+    /// Sender and timeout for the SMTP mailer.
+    pub fn options(&self) -> SmtpOptions {
+        SmtpOptions { from: self.smtp_from.clone(), ..SmtpOptions::default() }
+    }
 }
 
 impl ServeArgs {
     /// The timeout of outbound calls to identity providers.
     pub fn idp_timeout(&self) -> Duration {
         Duration::from_secs(self.idp_timeout)
+    }
+
+    /// The lifetime of Email OTP codes.
+    pub fn email_otp_ttl(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.email_otp_ttl).unwrap_or(3600))
     }
 
     /// The public URL, without a trailing slash.
@@ -64,6 +101,31 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         serve: ServeArgs,
+    }
+
+    #[test]
+    fn smtp_is_optional_and_the_sender_has_a_default() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["jit"], args].concat());
+        if std::env::var_os("JIT_SMTP_URL").is_none() && std::env::var_os("JIT_SMTP_FROM").is_none() {
+            let cli = parse(&[]).unwrap();
+            assert_eq!(cli.serve.smtp.url(), None);
+            assert_eq!(cli.serve.smtp.options().from, DEFAULT_FROM);
+            assert_eq!(parse(&["--smtp-url", " "]).unwrap().serve.smtp.url(), None);
+        }
+        let cli = parse(&["--smtp-url", "smtp://127.0.0.1:2525", "--smtp-from", "Ex <no-reply@example.com>"]).unwrap();
+        assert_eq!(cli.serve.smtp.url(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(cli.serve.smtp.options().from, "Ex <no-reply@example.com>");
+    }
+
+    #[test]
+    fn email_otp_codes_live_ten_minutes_unless_configured() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["jit"], args].concat());
+        if std::env::var_os("JIT_EMAIL_OTP_TTL").is_none() {
+            assert_eq!(parse(&[]).unwrap().serve.email_otp_ttl(), time::Duration::minutes(10));
+        }
+        assert_eq!(parse(&["--email-otp-ttl", "90"]).unwrap().serve.email_otp_ttl(), time::Duration::seconds(90));
+        assert!(parse(&["--email-otp-ttl", "0"]).is_err());
+        assert!(parse(&["--email-otp-ttl", "3601"]).is_err());
     }
 
     #[test]

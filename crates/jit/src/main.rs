@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use jit_domain::schema::AttributeSchema;
 use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
+use jit_flow::mfa::email_otp::EmailOtpPolicy;
+use jit_flow::mfa::mailer::configured_mailer;
 use jit_flow::{FlowSettings, SignInEngine};
 use jit_server::{AppState, KeyRing, ServerSettings};
 use jit_store::Store;
@@ -66,13 +68,17 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public_url = args.public_url();
     let keys = Arc::new(KeyRing::open(store.clone(), clock.now()).await.context("loading signing keys")?);
+    // Logs which one is used: the SMTP server (password redacted) or the
+    // development fallback that writes codes to the log.
+    let mailer = configured_mailer(args.smtp.url(), &args.smtp.options()).context("configuring SMTP (--smtp-url)")?;
     let engine = SignInEngine::new(
         store.clone(),
         store.schema().clone(),
         IdpRegistry::new(IdpSettings { timeout: args.idp_timeout(), ..IdpSettings::default() }),
         clock.clone(),
-        FlowSettings { public_url: public_url.clone(), ..FlowSettings::default() },
-    );
+        flow_settings(args, &public_url),
+    )
+    .with_mailer(mailer);
     let admin_token = match &args.admin_token {
         Some(token) => token.clone(),
         None => {
@@ -96,6 +102,13 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
     axum::serve(listener, jit_server::router(state)).with_graceful_shutdown(shutdown()).await.context("serving")?;
     tracing::info!("jit stopped");
     Ok(())
+}
+
+/// The sign-in settings the command line chooses; the rest are defaults.
+fn flow_settings(args: &config::ServeArgs, public_url: &str) -> FlowSettings {
+    let defaults = FlowSettings::default();
+    let email_otp = EmailOtpPolicy { lifetime: args.email_otp_ttl(), ..defaults.email_otp };
+    FlowSettings { public_url: public_url.to_owned(), email_otp, ..defaults }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: in-flight requests finish, new ones are

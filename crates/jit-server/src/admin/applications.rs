@@ -17,6 +17,7 @@ use jit_domain::application::Application;
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::{ConnectionFacts, FlowWarning, SignInFlow, StepOption};
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
+use jit_flow::script::ScriptRunner;
 use jit_flow::secret::{random_token, stored_form};
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
@@ -35,6 +36,8 @@ const MAX_NAME_LEN: usize = 200;
 const MAX_REDIRECT_URIS: usize = 32;
 /// Longest redirect URI accepted.
 const MAX_REDIRECT_URI_LEN: usize = 2048;
+/// Longest conditional authentication script accepted, in bytes.
+const MAX_SCRIPT_LEN: usize = 64 * 1024;
 /// Schemes that must never receive an authorization code.
 const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
 
@@ -59,8 +62,11 @@ pub struct ApplicationRequest {
     /// confidential one.
     #[serde(default)]
     pub public: bool,
-    /// How its users sign in (default: one step, `LOCAL`). `script` must
-    /// be `null` for now.
+    /// How its users sign in (default: one step, `LOCAL`), with an
+    /// optional conditional authentication script (JavaScript defining
+    /// `onLoginRequest(context)`); a script that does not compile or does
+    /// not define `onLoginRequest` is refused (400) with the engine's
+    /// message.
     #[serde(default)]
     pub sign_in: SignInFlow,
 }
@@ -298,13 +304,30 @@ async fn view_of_stored(state: &AppState, application: Application) -> Result<Ap
 
 /// The flow's warnings, or why it cannot be stored.
 async fn check_flow(state: &AppState, flow: &SignInFlow) -> Result<Vec<FlowWarning>, ApiError> {
-    if flow.script.is_some() {
-        return Err(ApiError::bad_request(
-            "conditional authentication scripts are not supported yet: set sign_in.script to null",
-        ));
-    }
     let facts = connection_facts(state, flow).await?;
-    Ok(flow.validate(|name| facts.get(name).copied())?)
+    let warnings = flow.validate(|name| facts.get(name).copied())?;
+    if let Some(script) = &flow.script {
+        check_script(script).await?;
+    }
+    Ok(warnings)
+}
+
+/// A conditional authentication script must compile, run its top level
+/// within the engine's limits and define `onLoginRequest`; the engine's
+/// message says what is wrong.
+async fn check_script(script: &str) -> Result<(), ApiError> {
+    if script.len() > MAX_SCRIPT_LEN {
+        return Err(ApiError::bad_request(format!(
+            "sign_in.script is longer than {MAX_SCRIPT_LEN} bytes; conditional authentication scripts should be short"
+        )));
+    }
+    let source = script.to_owned();
+    // The engine runs synchronously for up to its time budget: off the
+    // async workers.
+    tokio::task::spawn_blocking(move || ScriptRunner::default().validate(&source))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| ApiError::bad_request(format!("invalid sign_in.script: {error}")))
 }
 
 /// What validation needs to know about each connection the flow names

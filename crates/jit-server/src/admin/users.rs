@@ -1,7 +1,9 @@
-//! `/users`: local accounts — create, read, search by attribute, delete.
+//! `/users`: local accounts — create, read, search by attribute, delete,
+//! and reset their TOTP enrolment.
 //!
 //! Passwords are hashed (Argon2id) before they reach the store and are
-//! never returned or logged.
+//! never returned or logged; a TOTP secret is never returned either (only
+//! whether the user is enrolled).
 
 use std::fmt;
 
@@ -11,7 +13,7 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
-use jit_domain::ports::{FederatedLink, NewLocalUser, UserStore};
+use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
 use jit_domain::schema::{USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
 use jit_flow::password::hash_password;
@@ -35,7 +37,7 @@ const MAX_PASSWORD_LEN: usize = 1024;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::default().routes(routes!(search, create)).routes(routes!(read, delete))
+    OpenApiRouter::default().routes(routes!(search, create)).routes(routes!(read, delete)).routes(routes!(reset_totp))
 }
 
 /// A user as the API answers it.
@@ -49,6 +51,9 @@ pub struct UserView {
     pub attributes: Attributes,
     /// The federated identities associated with the account.
     pub federated_identities: Vec<FederatedLink>,
+    /// Whether the user has set up TOTP (an authenticator app). The secret
+    /// itself is never returned.
+    pub totp_enrolled: bool,
 }
 
 /// A local user to create.
@@ -211,10 +216,43 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A user with their federated identities.
+/// Resets a user's TOTP: the enrolment (secret, used codes, failure count
+/// and lock) is removed, and the user sets up an authenticator app again at
+/// the next sign-in that asks for TOTP.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/totp",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses(
+        (status = 204, description = "The enrolment was removed"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such user, or the user has no TOTP enrolment", body = ErrorBody),
+    )
+)]
+async fn reset_totp(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let user = parse_id(&id)?;
+    if !state.store.reset_totp(user).await? {
+        if state.store.user(user).await?.is_none() {
+            return Err(not_found(&id));
+        }
+        return Err(ApiError::not_found(format!("user {id:?} has no TOTP enrolment to reset")));
+    }
+    tracing::info!(event = "admin_totp_reset", user = %user, "TOTP enrolment reset");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user with their federated identities and whether they use TOTP.
 async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
     let federated_identities = state.store.federated_links(user.id).await?;
-    Ok(UserView { id: user.id, username: user.username, attributes: user.attributes, federated_identities })
+    let totp_enrolled = state.store.totp(user.id).await?.is_some();
+    Ok(UserView {
+        id: user.id,
+        username: user.username,
+        attributes: user.attributes,
+        federated_identities,
+        totp_enrolled,
+    })
 }
 
 /// An id from a URL: one that is not a UUID cannot exist.

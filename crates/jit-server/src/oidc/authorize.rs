@@ -1,7 +1,9 @@
 //! `GET /oauth2/authorize`: validate the application's request, start a
 //! sign-in, and send the browser on.
 
-use axum::extract::{Query, State};
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -35,6 +37,7 @@ pub async fn authorize(
     State(state): State<AppState>,
     jar: CookieJar,
     Query(params): Query<AuthorizeParams>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Response, PageError> {
     let bad = |message: &str| PageError::new(StatusCode::BAD_REQUEST, "Invalid request", message, "invalid_request");
     let client_id = params.client_id.as_deref().ok_or_else(|| bad("The request has no client_id."))?;
@@ -78,10 +81,30 @@ pub async fn authorize(
         nonce: params.nonce.clone(),
         scope,
         code_challenge: params.code_challenge.clone(),
+        request_params: request_params(raw_query.as_deref()),
     };
     let (flow_id, next) = state.engine.start(&application, context, params.fidp.as_deref()).await?;
     let jar = jar.add(flow_cookie(&state, flow_id));
     Ok((jar, next_response(&state, next)).into_response())
+}
+
+/// Parameters scripts never see: credentials a misbehaving client put in
+/// the URL, and the PKCE and anti-replay values (a script's `Log` could
+/// otherwise write them to the log).
+const HIDDEN_FROM_SCRIPTS: &[&str] =
+    &["client_secret", "code_verifier", "password", "state", "nonce", "code_challenge"];
+
+/// The authorization request's query parameters as received, the first
+/// value of each name, less [`HIDDEN_FROM_SCRIPTS`]: what conditional
+/// authentication scripts see as `context.request.params`.
+fn request_params(query: Option<&str>) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if !HIDDEN_FROM_SCRIPTS.contains(&name.as_ref()) {
+            params.entry(name.into_owned()).or_insert_with(|| value.into_owned());
+        }
+    }
+    params
 }
 
 /// `redirect_uri?error=…&error_description=…&state=…&iss=…`.
@@ -111,4 +134,23 @@ pub(crate) fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
 pub(crate) fn is_pkce_value(value: &str) -> bool {
     (43..=128).contains(&value.len())
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_params_keep_the_first_value_of_each_name() {
+        let params = request_params(Some("client_id=app&scope=openid+email&x=1&x=2&acr_values=mfa%20strong&empty="));
+        assert_eq!(params.get("scope").map(String::as_str), Some("openid email"));
+        assert_eq!(params.get("x").map(String::as_str), Some("1"));
+        assert_eq!(params.get("acr_values").map(String::as_str), Some("mfa strong"));
+        assert_eq!(params.get("empty").map(String::as_str), Some(""));
+        assert_eq!(params.len(), 5);
+        assert!(request_params(None).is_empty());
+        let hidden =
+            request_params(Some("client_secret=s&code_verifier=v&state=st&nonce=n&code_challenge=c&prompt=login"));
+        assert_eq!(hidden.keys().collect::<Vec<_>>(), ["prompt"]);
+    }
 }

@@ -328,14 +328,7 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 pub fn assert_error_page(case: &str, page: &Page, status: u16, phrase: &str, secrets: &[&str]) {
     assert_eq!(page.status, status, "{case}: status at {}: {}", page.url, page.body);
     assert!(page.body.contains("role=\"alert\""), "{case}: not an error page: {}", page.body);
-    let text = page
-        .body
-        .replace("&#39;", "'")
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
+    let text = unescape_html(&page.body);
     assert!(text.contains(phrase), "{case}: the page does not say {phrase:?}: {}", page.body);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         assert!(!page.body.contains(secret), "{case}: the page echoes the secret {secret:?}: {}", page.body);
@@ -547,4 +540,95 @@ impl Rig {
         let audit = self.audit().await;
         assert!(audit.is_empty(), "{case}: an audit event was written: {audit:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Forms and multi-step sign-ins on a rig
+
+impl Rig {
+    /// Replaces the application's sign-in flow (`steps`, and `script` if
+    /// given); the admin API's answer (with its `warnings`).
+    pub async fn set_flow(&self, steps: Value, script: Option<&str>) -> Value {
+        self.admin
+            .put(
+                &format!("/applications/{}", self.client_id),
+                json!({"name": "demo", "redirect_uris": [self.redirect_uri], "public": false,
+                       "sign_in": {"steps": steps, "script": script}}),
+            )
+            .await
+    }
+
+    /// Replaces connection `corp`'s JIT policy.
+    pub async fn set_jit(&self, jit: Value) {
+        let mut connection = self.admin.get("/connections/corp").await;
+        connection["jit"] = jit;
+        self.admin.put("/connections/corp", connection).await;
+    }
+
+    /// Submits the form of `page` whose action ends with `action`, with
+    /// the page's CSRF token and `fields`, and follows the redirects until
+    /// a page or the redirect back to the application.
+    pub async fn submit(&self, page: &Page, action: &str, fields: &[(&str, &str)]) -> Trail {
+        let target = form_action(&page.body, action)
+            .unwrap_or_else(|| panic!("no form posting to {action} on {} ({}): {}", page.url, page.status, page.body));
+        let csrf = hidden_value(&page.body, "csrf").unwrap_or_else(|| panic!("no CSRF token in {}", page.body));
+        let url = reqwest::Url::parse(&page.url).unwrap().join(&target).unwrap().to_string();
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let response = self.browser.client.post(&url).form(&form).send().await.unwrap();
+        if !response.status().is_redirection() {
+            let status = response.status().as_u16();
+            let page = Page { url: url.clone(), status, body: response.text().await.unwrap() };
+            return Trail { visited: vec![url], end: End::Page(page) };
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let next = reqwest::Url::parse(&url).unwrap().join(&location).unwrap().to_string();
+        let mut trail = self.walk(&next).await;
+        trail.visited.insert(0, url);
+        trail
+    }
+
+    /// Starts a sign-in without `fidp` and signs in with a password at
+    /// step 1: the request and where it went (the next step's page, or the
+    /// redirect back to the application).
+    pub async fn password_sign_in(&self, username: &str, password: &str) -> (AuthRequest, Trail) {
+        let request = self.authorization(None);
+        let trail = self.walk(&request.url).await;
+        let page = trail.page();
+        assert_eq!(page.status, 200, "the sign-in page: {}", page.body);
+        let trail = self.submit(page, "/signin/password", &[("username", username), ("password", password)]).await;
+        (request, trail)
+    }
+
+    /// Exchanges the code of a successful sign-in for tokens (asserting
+    /// success) and returns the token response and the ID token's claims.
+    pub async fn tokens(&self, request: &AuthRequest, trail: &Trail) -> (Value, Value) {
+        let code = self.code(request, trail);
+        let (status, _, body) = self.token(&code, &request.verifier, &self.client_secret.clone()).await;
+        assert_eq!(status, 200, "token request: {body}");
+        let claims = jwt_claims(body["id_token"].as_str().unwrap_or_else(|| panic!("no ID token in {body}")));
+        assert_eq!(claims["nonce"], request.nonce.as_str());
+        (body, claims)
+    }
+}
+
+/// The claims of a JWT (not verified: the tests check what jit put in).
+pub fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap_or_else(|| panic!("not a JWT: {jwt}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `text` with the HTML escapes askama writes undone.
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&#60;", "<")
+        .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
