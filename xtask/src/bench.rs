@@ -25,7 +25,7 @@ const JSON_VAR: &str = "JIT_BENCH_JSON";
 
 /// Builds jit and the benchmark in release, then runs the benchmark with `args`.
 pub fn run(args: &[OsString]) -> Result<ExitCode> {
-    let root = workspace_root()?;
+    let root = crate::workspace_root()?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut build: Vec<&str> = vec!["build", "--release", "-p", "jit", "-p", "jit-bench"];
     if root.join("Cargo.lock").is_file() {
@@ -57,13 +57,6 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
     println!("==> {} --jit {}{}", bench.display(), jit.display(), shown(args));
     let status = command.status().with_context(|| format!("could not run {}", bench.display()))?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().with_context(|| format!("{} has no parent directory", manifest_dir.display()))?;
-    Ok(root.to_path_buf())
 }
 
 /// Where cargo puts build output: `CARGO_TARGET_DIR` (relative to `root` when relative,

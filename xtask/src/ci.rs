@@ -25,7 +25,7 @@
 use std::env;
 use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -92,7 +92,7 @@ impl fmt::Display for Outcome {
 /// Runs the checks; see the module docs. Step failures are reported on the
 /// terminal and give [`ExitCode::FAILURE`]; the error is kept for the set-up.
 pub fn run() -> Result<ExitCode> {
-    let root = workspace_root()?;
+    let root = crate::workspace_root()?;
     let mut runner = Runner {
         cargo: env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")),
         locked: root.join("Cargo.lock").is_file(),
@@ -112,13 +112,6 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().with_context(|| format!("{} has no parent directory", manifest_dir.display()))?;
-    Ok(root.to_path_buf())
 }
 
 /// What a step does with `JIT_STORE_TEST_URL` in the child's environment.

@@ -18,6 +18,7 @@ mod bench;
 mod ci;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The usage text printed by `cargo xtask help` and after an unknown command.
@@ -82,4 +83,17 @@ fn usage_error(message: &str) -> ExitCode {
     eprintln!("error: {message}\n");
     eprint!("{USAGE}");
     ExitCode::from(USAGE_ERROR)
+}
+
+/// The workspace root: the parent of xtask's directory. `cargo run` tells
+/// the directory at run time; that wins over the one compiled in, because
+/// checkouts at different paths sharing one `CARGO_TARGET_DIR` share one
+/// uplifted `xtask` binary too.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
+    let root =
+        manifest_dir.parent().ok_or_else(|| anyhow::anyhow!("{} has no parent directory", manifest_dir.display()))?;
+    Ok(root.to_path_buf())
 }

@@ -33,6 +33,7 @@ mod login;
 mod process;
 mod report;
 mod run;
+mod script;
 mod stats;
 
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ struct Args {
     /// Unmeasured logins per backend before the first phase (fills caches and connection pools).
     #[arg(long, default_value_t = 50)]
     warmup: u32,
+    /// Evaluations of the seeds' script per measured sign-in step (0: skip).
+    #[arg(long, default_value_t = 2000)]
+    script_runs: u32,
     /// Also write the results as JSON to this file.
     #[arg(long, env = "JIT_BENCH_JSON")]
     json: Option<PathBuf>,
@@ -188,6 +192,18 @@ async fn bench(args: Args) -> Result<ExitCode> {
     for skip in &skipped {
         println!("{}: SKIPPED ({})", skip.backend, skip.reason);
     }
+    let mut script_timings = Vec::new();
+    if args.script_runs > 0 {
+        match script::measure(args.script_runs as usize) {
+            Ok(timings) => {
+                println!();
+                println!("conditional authentication script: the seeds' script, one fresh engine per decision");
+                print!("{}", script::table(&timings));
+                script_timings = timings;
+            }
+            Err(error) => failures.push(format!("script: {error:#}")),
+        }
+    }
     println!("total run time {:.1} s", started.elapsed().as_secs_f64());
 
     if let Some(path) = &args.json {
@@ -200,6 +216,10 @@ async fn bench(args: Args) -> Result<ExitCode> {
             "clock_ticks_per_second": cpu.ticks_per_second(),
             "skipped": skipped.iter().map(|s| json!({"backend": s.backend.to_string(), "reason": s.reason})).collect::<Vec<_>>(),
             "failures": failures,
+            "script": script_timings.iter().map(|t| json!({
+                "case": t.case, "decision": format!("{:?}", t.decision), "runs": t.runs,
+                "p50_us": t.p50.as_secs_f64() * 1e6, "p99_us": t.p99.as_secs_f64() * 1e6,
+            })).collect::<Vec<_>>(),
         });
         let value = report::json(&results, context);
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
