@@ -110,7 +110,18 @@ pub struct SignInState {
     /// or fails, so parallel requests of one sign-in cannot each count the
     /// same attempt. `None` for a sign-in not stored yet.
     #[serde(skip)]
-    pub loaded: Option<serde_json::Value>,
+    pub loaded: Option<StoredState>,
+}
+
+/// A sign-in's state exactly as it was stored. `Debug` shows nothing: it
+/// may hold a TOTP secret waiting for its first code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredState(pub serde_json::Value);
+
+impl std::fmt::Debug for StoredState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredState([redacted])")
+    }
 }
 
 impl SignInState {
@@ -173,4 +184,39 @@ pub struct AuthorizationGrant {
     /// The authenticators used (`amr`-like: `LOCAL`, connection names,
     /// `TOTP`, `EMAIL_OTP`).
     pub methods: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_pending_totp_secret() {
+        let secret = TotpSecret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
+        let mut state = SignInState {
+            authorization: AuthorizationContext {
+                client_id: "app".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                state: None,
+                nonce: None,
+                scope: "openid".into(),
+                code_challenge: None,
+                request_params: BTreeMap::new(),
+            },
+            step: 1,
+            completed: Vec::new(),
+            subject: None,
+            csrf: "csrf".into(),
+            auth_time: None,
+            failures: 0,
+            mfa: None,
+            loaded: None,
+        };
+        state.mfa_here().totp_enrolment = Some(secret);
+        state.loaded = Some(StoredState(serde_json::to_value(&state).unwrap()));
+        let stored = serde_json::to_string(&state).unwrap();
+        assert!(stored.contains("JBSWY3DP"), "the secret is stored with the sign-in: {stored}");
+        let shown = format!("{state:?}");
+        assert!(!shown.contains("JBSWY3DP"), "{shown}");
+    }
 }

@@ -32,6 +32,7 @@ use crate::script::{ScriptLimits, ScriptRunner};
 use crate::secret::{random_token, secrets_match, stored_form};
 use crate::state::{
     AuthorizationContext, AuthorizationGrant, CompletedStep, PendingFederation, SignInState, SignedInSubject,
+    StoredState,
 };
 
 mod mfa;
@@ -547,7 +548,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let value = self.store.flow(&flow_key(flow_id), self.clock.now()).await?;
         let value = value.ok_or(FlowError::Expired)?;
         let mut state: SignInState = serde_json::from_value(value.clone()).map_err(|_| FlowError::Expired)?;
-        state.loaded = Some(value);
+        state.loaded = Some(StoredState(value));
         Ok(state)
     }
 
@@ -562,14 +563,14 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
         match &state.loaded {
             None => self.store.put_flow(&flow_key(flow_id), &value, self.expiry()).await?,
-            Some(loaded) => {
+            Some(StoredState(loaded)) => {
                 let key = flow_key(flow_id);
                 if !self.store.replace_flow(&key, loaded, &value, self.expiry(), self.clock.now()).await? {
                     return Err(FlowError::Concurrent);
                 }
             }
         }
-        state.loaded = Some(value);
+        state.loaded = Some(StoredState(value));
         Ok(())
     }
 
