@@ -50,16 +50,7 @@ impl Cluster {
         let jit_b = start_jit_public_at(jit_binary(), b_port, &db.url, &b);
         // Configured through A, used through both.
         let admin = Admin::new(&a);
-        let config = idp.config().clone();
-        admin
-            .post(
-                "/connections",
-                json!({"name": "corp", "display_name": "Corp IdP", "protocol": "oidc",
-                       "oidc": {"issuer": idp.issuer(), "client_id": config.client_id,
-                                "client_secret": config.client_secret, "scopes": ["openid", "profile", "email"]},
-                       "jit": jit_on()}),
-            )
-            .await;
+        connect_test_idp(&admin, &idp).await;
         let app = admin
             .post(
                 "/applications",

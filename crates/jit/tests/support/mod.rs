@@ -13,6 +13,20 @@ pub fn jit_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_jit"))
 }
 
+/// Creates the connection `corp` (JIT on) to the in-process test IdP.
+pub async fn connect_test_idp(admin: &Admin, idp: &jit_testkit::TestIdp) {
+    let config = idp.config();
+    admin
+        .post(
+            "/connections",
+            json!({"name": "corp", "display_name": "Corp IdP", "protocol": "oidc",
+                   "oidc": {"issuer": idp.issuer(), "client_id": config.client_id,
+                            "client_secret": config.client_secret, "scopes": ["openid", "profile", "email"]},
+                   "jit": jit_on()}),
+        )
+        .await;
+}
+
 /// A connection body for the admin API.
 pub fn connection(name: &str, issuer: &str, jit: Value) -> Value {
     json!({
@@ -392,16 +406,7 @@ impl Rig {
         .unwrap();
         let jit = start_jit_with_env(jit_binary(), jit_port, &db.url, &jit_url, env);
         let admin = Admin::new(&jit_url);
-        let config = idp.config().clone();
-        admin
-            .post(
-                "/connections",
-                json!({"name": "corp", "display_name": "Corp IdP", "protocol": "oidc",
-                       "oidc": {"issuer": idp.issuer(), "client_id": config.client_id,
-                                "client_secret": config.client_secret, "scopes": ["openid", "profile", "email"]},
-                       "jit": jit_on()}),
-            )
-            .await;
+        connect_test_idp(&admin, &idp).await;
         // Never requested: walks stop before it.
         let redirect_uri = "http://127.0.0.1:9/callback".to_owned();
         let app = admin
