@@ -1,6 +1,7 @@
 //! Multi-factor authentication, the pure parts: the TOTP secret as a value
 //! that never shows itself, a user's TOTP enrolment as the store keeps it,
-//! and the lockout policy (how long repeated wrong codes lock TOTP out).
+//! and the lockout policy (how long repeated wrong codes lock TOTP out, and
+//! repeated wrong passwords the account's password sign-in).
 //!
 //! The code arithmetic itself (RFC 6238) lives in `jit-flow`, on top of a
 //! well-kept crate; the store ([`crate::ports::TotpStore`]) makes "a code is
@@ -92,35 +93,40 @@ pub struct TotpRecord {
 
 impl TotpRecord {
     /// The lock state.
-    pub fn lock(&self) -> TotpLock {
-        TotpLock { failures: self.failures, locked_until: self.locked_until }
+    pub fn lock(&self) -> Lock {
+        Lock { failures: self.failures, locked_until: self.locked_until }
     }
 
-    /// Whether codes are refused at `now` (see [`TotpLock::is_locked`]).
+    /// Whether codes are refused at `now` (see [`Lock::is_locked`]).
     pub fn is_locked(&self, now: OffsetDateTime) -> bool {
         self.lock().is_locked(now)
     }
 }
 
-/// The failure counter and lock of a TOTP enrolment after a wrong code.
+/// A failure counter and its lock: of a TOTP enrolment after a wrong code,
+/// or of an account's password after a sign-in attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TotpLock {
-    /// Wrong codes since the last accepted one (this one included).
+pub struct Lock {
+    /// Failures since the last success (the one just counted included).
     pub failures: u32,
-    /// Until when codes are refused, if locked.
+    /// Until when attempts are refused, if locked.
     pub locked_until: Option<OffsetDateTime>,
 }
 
-impl TotpLock {
-    /// Whether codes are refused at `now`: the lock ends at `locked_until`
-    /// (exclusive).
+/// The lock of a TOTP enrolment (the name [`Lock`] had before passwords
+/// were locked too).
+pub type TotpLock = Lock;
+
+impl Lock {
+    /// Whether attempts are refused at `now`: the lock ends at
+    /// `locked_until` (exclusive).
     pub fn is_locked(&self, now: OffsetDateTime) -> bool {
         self.locked_until.is_some_and(|until| now < until)
     }
 }
 
-/// How repeated wrong TOTP codes lock the user out: the first
-/// `free_failures` wrong codes in a row cost nothing; each further one locks
+/// How repeated wrong TOTP codes (or passwords) lock the user out: the
+/// first `free_failures` wrong codes in a row cost nothing; each further one locks
 /// for `first_lock`, doubled per further failure, at most `max_lock`. An
 /// accepted code (or an administrator's reset) clears the count.
 ///
@@ -162,11 +168,42 @@ impl LockoutPolicy {
 
     /// The lock state after one more wrong code, given the failures before
     /// it.
-    pub fn after_failure(&self, failures_before: u32, now: OffsetDateTime) -> TotpLock {
+    pub fn after_failure(&self, failures_before: u32, now: OffsetDateTime) -> Lock {
         let failures = failures_before.saturating_add(1);
         let locked_until = self.lock_for(failures).and_then(|d| now.checked_add(d));
-        TotpLock { failures, locked_until }
+        Lock { failures, locked_until }
     }
+
+    /// Counts one attempt *before* it is checked (so that a burst of
+    /// guesses cannot outrun the lock), given the counter and lock before
+    /// it:
+    ///
+    /// - while `before` is locked at `now`, the attempt is refused and not
+    ///   counted (retrying during a lock does not lengthen it);
+    /// - otherwise it is counted as a failure (a success clears the count
+    ///   afterwards) and locks as [`LockoutPolicy::after_failure`] says. It
+    ///   may be checked unless that count is the first one to lock: after
+    ///   `free_failures` failures the next attempt is refused at once, and
+    ///   after each lock runs out exactly one attempt is checked (a wrong
+    ///   one leaves the next, longer lock in place), so the account is never
+    ///   locked for good.
+    pub fn attempt(&self, before: Lock, now: OffsetDateTime) -> Attempt {
+        if before.is_locked(now) {
+            return Attempt { lock: before, allowed: false };
+        }
+        let lock = self.after_failure(before.failures, now);
+        let allowed = !lock.is_locked(now) || before.locked_until.is_some();
+        Attempt { lock, allowed }
+    }
+}
+
+/// One attempt counted by [`LockoutPolicy::attempt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The counter and lock after it (as stored).
+    pub lock: Lock,
+    /// Whether the attempt may be checked; false: refused unchecked.
+    pub allowed: bool,
 }
 
 /// The RFC 6238 time step (30 s, the authenticator-app default) that
@@ -242,12 +279,32 @@ mod tests {
     #[test]
     fn failures_count_up_and_lock_from_now() {
         let policy = LockoutPolicy::default();
-        assert_eq!(policy.after_failure(0, at(100)), TotpLock { failures: 1, locked_until: None });
+        assert_eq!(policy.after_failure(0, at(100)), Lock { failures: 1, locked_until: None });
         let lock = policy.after_failure(5, at(100));
-        assert_eq!(lock, TotpLock { failures: 6, locked_until: Some(at(130)) });
+        assert_eq!(lock, Lock { failures: 6, locked_until: Some(at(130)) });
         assert!(lock.is_locked(at(129)));
         assert!(!lock.is_locked(at(130)), "the lock ends at locked_until");
         assert_eq!(policy.after_failure(u32::MAX, at(0)).failures, u32::MAX);
+    }
+
+    #[test]
+    fn attempts_are_counted_before_they_are_checked_and_each_lock_lets_one_through() {
+        let policy = LockoutPolicy::default();
+        let mut lock = Lock { failures: 0, locked_until: None };
+        for n in 1..=5 {
+            let attempt = policy.attempt(lock, at(100));
+            assert_eq!(attempt, Attempt { lock: Lock { failures: n, locked_until: None }, allowed: true });
+            lock = attempt.lock;
+        }
+        // The sixth is refused at once and locks.
+        let sixth = policy.attempt(lock, at(100));
+        assert_eq!(sixth, Attempt { lock: Lock { failures: 6, locked_until: Some(at(130)) }, allowed: false });
+        // During the lock: refused, not counted.
+        assert_eq!(policy.attempt(sixth.lock, at(129)), Attempt { lock: sixth.lock, allowed: false });
+        // After it: one attempt is checked, and locks the next ones longer.
+        let after = policy.attempt(sixth.lock, at(130));
+        assert_eq!(after, Attempt { lock: Lock { failures: 7, locked_until: Some(at(190)) }, allowed: true });
+        assert!(!policy.attempt(after.lock, at(150)).allowed);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::attribute::{AttributeName, Attributes};
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::connection::{Connection, ConnectionName};
 use crate::error::ConfigError;
-use crate::mfa::{LockoutPolicy, TotpLock, TotpRecord, TotpSecret};
+use crate::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use crate::provisioning::{Decision, LookupKey, Lookups};
 use crate::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
 
@@ -217,13 +217,13 @@ pub trait AuditLog: Send + Sync {
 /// it lives beside the user (deleted with it), no sync touches it, and
 /// nothing here returns it except [`TotpStore::totp`], for verification.
 ///
-/// Verifying a code, in this order: read [`TotpStore::totp`]; if it
-/// [`TotpRecord::is_locked`], refuse without looking at the code; compute
-/// which step the code matches (current step ±1); on a match call
-/// [`TotpStore::accept_totp_step`] and sign in only if it returns `true`
-/// (`false`: that step or a later one was already used, or a lock was set
-/// meanwhile — treat it as a wrong code); on no match call
-/// [`TotpStore::record_totp_failure`].
+/// Verifying a code, in this order: count the attempt with
+/// [`TotpStore::record_totp_attempt`] and refuse without looking at the
+/// code unless it is `allowed` (so a burst of guesses cannot outrun the
+/// lock); compute which step the code matches (current step ±1); on a
+/// match call [`TotpStore::accept_totp_step`] and sign in only if it
+/// returns `true` (`false`: that step or a later one was already used —
+/// treat it as a wrong code).
 #[async_trait]
 pub trait TotpStore: Send + Sync {
     /// The user's enrolment, if any.
@@ -244,24 +244,57 @@ pub trait TotpStore: Send + Sync {
 
     /// Accepts a code of time step `step`, atomically: true (and the
     /// failure count and lock cleared) only if `step` is later than every
-    /// step accepted before and the enrolment is not locked at `now`. Of
+    /// step accepted before (the lock was applied by
+    /// [`TotpStore::record_totp_attempt`] before the code was checked). Of
     /// concurrent calls with the same step, on any number of server
     /// instances, exactly one gets true: a code is never accepted twice.
     /// False also when the user has no enrolment.
     async fn accept_totp_step(&self, user: UserId, step: i64, now: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Counts a wrong code, atomically (concurrent failures all count), and
-    /// locks as `policy` says for the new count. [`StoreError::NotFound`]
-    /// if the user has no enrolment.
-    async fn record_totp_failure(
+    /// Counts one attempt before its code is checked, atomically
+    /// (concurrent attempts all count), as [`LockoutPolicy::attempt`] says:
+    /// refused unchecked while locked, locked with backoff past the free
+    /// failures, one checked attempt after each lock. A right code clears
+    /// the count ([`TotpStore::accept_totp_step`]).
+    /// [`StoreError::NotFound`] if the user has no enrolment.
+    async fn record_totp_attempt(
         &self,
         user: UserId,
         now: OffsetDateTime,
         policy: &LockoutPolicy,
-    ) -> Result<TotpLock, StoreError>;
+    ) -> Result<Attempt, StoreError>;
 
     /// Removes the user's enrolment (an administrator's reset: the user
     /// enrols again at the next sign-in that asks for TOTP); false if there
     /// was none.
     async fn reset_totp(&self, user: UserId) -> Result<bool, StoreError>;
+}
+
+/// The per-account lockout of local password sign-in: a failure counter
+/// beside the user (deleted with it) that limits guessing across sign-ins,
+/// however many an attacker starts.
+///
+/// Checking a password, in this order: call
+/// [`PasswordLockoutStore::record_password_attempt`] *before* verifying
+/// (every attempt counts, so a burst of guesses cannot outrun the lock); if
+/// the attempt is not [`Attempt::allowed`], refuse whatever the password;
+/// otherwise verify, and on success call
+/// [`PasswordLockoutStore::clear_password_failures`].
+#[async_trait]
+pub trait PasswordLockoutStore: Send + Sync {
+    /// Counts a password attempt for `user` as [`LockoutPolicy::attempt`]
+    /// says, atomically: concurrent attempts all count, and of a burst no
+    /// more are allowed than the policy allows one by one. While the
+    /// account is locked at `now` nothing is counted.
+    /// [`StoreError::NotFound`] if the user does not exist.
+    async fn record_password_attempt(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Attempt, StoreError>;
+
+    /// Clears the count and the lock (after a right password). Nothing
+    /// happens if the user does not exist.
+    async fn clear_password_failures(&self, user: UserId) -> Result<(), StoreError>;
 }

@@ -24,6 +24,7 @@ mod flows;
 mod keys;
 mod mfa;
 mod migration;
+mod password_lockout;
 mod provisioning;
 mod users;
 

@@ -3,11 +3,11 @@
 //! across concurrent requests and server instances.
 
 use async_trait::async_trait;
-use jit_domain::mfa::{LockoutPolicy, TotpLock, TotpRecord, TotpSecret};
+use jit_domain::mfa::{Attempt, Lock, LockoutPolicy, TotpRecord, TotpSecret};
 use jit_domain::ports::{StoreError, TotpStore};
 use jit_domain::user::UserId;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
 
 use crate::Store;
@@ -18,7 +18,7 @@ use crate::error::{classify, retry_transient};
 /// Rounds of read + compare-and-swap of the failure counter. A round is
 /// lost only to another request that changed the counter meanwhile (and so
 /// made progress), so running out means a flood of requests for one user.
-const COUNTER_ROUNDS: usize = 32;
+pub(crate) const COUNTER_ROUNDS: usize = 32;
 
 fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
     let secret = TotpSecret::new(row.secret)
@@ -35,18 +35,27 @@ fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
 impl Store {
     /// One round of counting a failure: `None` if another request changed
     /// the counter between the read and the write.
-    async fn count_totp_failure(
+    async fn count_totp_attempt(
         &self,
         user: UserId,
         now: OffsetDateTime,
         policy: &LockoutPolicy,
-    ) -> Result<Option<TotpLock>, StoreError> {
+    ) -> Result<Option<Attempt>, StoreError> {
         let row = user_totp::Entity::find_by_id(user.0)
             .one(&self.db)
             .await
             .map_err(classify)?
             .ok_or_else(|| StoreError::NotFound(format!("the TOTP enrolment of user {user}")))?;
-        let lock = policy.after_failure(u32::try_from(row.failures).unwrap_or(0), now);
+        let before = Lock {
+            failures: u32::try_from(row.failures).unwrap_or(0),
+            locked_until: row.locked_until.map(from_millis),
+        };
+        let attempt = policy.attempt(before, now);
+        if attempt.lock == before {
+            // Refused while locked: nothing to count.
+            return Ok(Some(attempt));
+        }
+        let lock = attempt.lock;
         let result = user_totp::Entity::update_many()
             .col_expr(user_totp::Column::Failures, Expr::value(i32::try_from(lock.failures).unwrap_or(i32::MAX)))
             .col_expr(user_totp::Column::LockedUntil, Expr::value(lock.locked_until.map(millis)))
@@ -55,7 +64,7 @@ impl Store {
             .exec(&self.db)
             .await
             .map_err(classify)?;
-        Ok((result.rows_affected == 1).then_some(lock))
+        Ok((result.rows_affected == 1).then_some(attempt))
     }
 }
 
@@ -96,12 +105,11 @@ impl TotpStore for Store {
         .await
     }
 
-    async fn accept_totp_step(&self, user: UserId, step: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn accept_totp_step(&self, user: UserId, step: i64, _now: OffsetDateTime) -> Result<bool, StoreError> {
         // One conditional UPDATE: the database serialises concurrent ones on
-        // the row, and only the first sees `last_used_step < step`.
-        let not_locked = Condition::any()
-            .add(user_totp::Column::LockedUntil.is_null())
-            .add(user_totp::Column::LockedUntil.lte(millis(now)));
+        // the row, and only the first sees `last_used_step < step`. The
+        // lockout was applied before the code was checked
+        // (`record_totp_attempt`).
         retry_transient(|| async {
             let result = user_totp::Entity::update_many()
                 .col_expr(user_totp::Column::LastUsedStep, Expr::value(step))
@@ -109,7 +117,6 @@ impl TotpStore for Store {
                 .col_expr(user_totp::Column::LockedUntil, Expr::value(Option::<i64>::None))
                 .filter(user_totp::Column::UserId.eq(user.0))
                 .filter(user_totp::Column::LastUsedStep.lt(step))
-                .filter(not_locked.clone())
                 .exec(&self.db)
                 .await
                 .map_err(classify)?;
@@ -118,15 +125,15 @@ impl TotpStore for Store {
         .await
     }
 
-    async fn record_totp_failure(
+    async fn record_totp_attempt(
         &self,
         user: UserId,
         now: OffsetDateTime,
         policy: &LockoutPolicy,
-    ) -> Result<TotpLock, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         for _ in 0..COUNTER_ROUNDS {
-            if let Some(lock) = retry_transient(|| self.count_totp_failure(user, now, policy)).await? {
-                return Ok(lock);
+            if let Some(attempt) = retry_transient(|| self.count_totp_attempt(user, now, policy)).await? {
+                return Ok(attempt);
             }
         }
         Err(StoreError::Conflict(format!("the TOTP failure counter of user {user} keeps changing")))

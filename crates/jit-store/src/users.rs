@@ -154,6 +154,8 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
         locked: Set(false),
         created_at: Set(millis(now)),
         updated_at: Set(millis(now)),
+        password_failures: Set(0),
+        password_locked_until: Set(None),
     })
     .exec_without_returning(db)
     .await

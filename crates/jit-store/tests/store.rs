@@ -589,36 +589,40 @@ async fn wrong_totp_codes_lock_with_backoff_and_a_good_code_clears_the_count() {
     let ann = local_user(&db, "ann", json!({})).await;
     let policy = jit_domain::mfa::LockoutPolicy::default();
     let ghost = UserId(uuid::Uuid::now_v7());
-    assert!(matches!(db.store.record_totp_failure(ghost, now(), &policy).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(db.store.record_totp_attempt(ghost, now(), &policy).await, Err(StoreError::NotFound(_))));
     db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
 
     for n in 1..=5 {
-        let lock = db.store.record_totp_failure(ann.id, now(), &policy).await.unwrap();
-        assert_eq!((lock.failures, lock.locked_until), (n, None));
+        let attempt = db.store.record_totp_attempt(ann.id, now(), &policy).await.unwrap();
+        assert!(attempt.allowed, "attempt {n} is checked");
+        assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (n, None));
     }
-    let lock = db.store.record_totp_failure(ann.id, now(), &policy).await.unwrap();
-    assert_eq!((lock.failures, lock.locked_until), (6, Some(now() + time::Duration::seconds(30))));
+    // The sixth is refused unchecked and locks.
+    let attempt = db.store.record_totp_attempt(ann.id, now(), &policy).await.unwrap();
+    assert!(!attempt.allowed);
+    assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (6, Some(now() + time::Duration::seconds(30))));
     let record = db.store.totp(ann.id).await.unwrap().unwrap();
-    assert_eq!(record.lock(), lock);
+    assert_eq!(record.lock(), attempt.lock);
     assert!(record.is_locked(now()));
+    // While locked, attempts are refused and not counted.
+    let attempt = db.store.record_totp_attempt(ann.id, now(), &policy).await.unwrap();
+    assert!(!attempt.allowed);
+    assert_eq!(attempt.lock.failures, 6);
 
-    // While locked even the right code is refused, so a lock set by one
-    // request holds against a guess racing it.
-    assert!(!db.store.accept_totp_step(ann.id, 101, now()).await.unwrap());
+    // After the lock, one attempt is checked (a longer lock waits behind
+    // it), and a good code clears count and lock: never locked for good.
     let later = now() + time::Duration::seconds(30);
-    let lock = db.store.record_totp_failure(ann.id, later, &policy).await.unwrap();
-    assert_eq!((lock.failures, lock.locked_until), (7, Some(later + time::Duration::seconds(60))));
-
-    // Once the lock is over, a good code clears count and lock.
-    let after = later + time::Duration::seconds(60);
-    assert!(db.store.accept_totp_step(ann.id, 101, after).await.unwrap());
+    let attempt = db.store.record_totp_attempt(ann.id, later, &policy).await.unwrap();
+    assert!(attempt.allowed);
+    assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (7, Some(later + time::Duration::seconds(60))));
+    assert!(db.store.accept_totp_step(ann.id, 101, later).await.unwrap());
     let record = db.store.totp(ann.id).await.unwrap().unwrap();
     assert_eq!((record.failures, record.locked_until, record.last_used_step), (0, None, 101));
     db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_wrong_totp_codes_all_count() {
+async fn concurrent_totp_attempts_count_once_and_lock_past_the_threshold() {
     let db = TestDb::new().await;
     let ann = local_user(&db, "ann", json!({})).await;
     db.store.enrol_totp(ann.id, &totp_secret(), 100, now()).await.unwrap();
@@ -626,16 +630,19 @@ async fn concurrent_wrong_totp_codes_all_count() {
     let failures = (0..10).map(|_| {
         let store = store.clone();
         tokio::spawn(async move {
-            store.record_totp_failure(ann.id, now(), &jit_domain::mfa::LockoutPolicy::default()).await.unwrap()
+            store.record_totp_attempt(ann.id, now(), &jit_domain::mfa::LockoutPolicy::default()).await.unwrap()
         })
     });
-    let mut counts: Vec<u32> =
-        futures::future::join_all(failures).await.into_iter().map(|r| r.unwrap().failures).collect();
+    let attempts: Vec<_> = futures::future::join_all(failures).await.into_iter().map(Result::unwrap).collect();
+    // Five are counted and checked, the sixth counts and locks, the rest
+    // are refused unchecked while locked.
+    assert_eq!(attempts.iter().filter(|a| a.allowed).count(), 5, "{attempts:?}");
+    let mut counts: Vec<u32> = attempts.iter().map(|a| a.lock.failures).collect();
     counts.sort_unstable();
-    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "each failure counted once");
+    assert_eq!(&counts[..6], &[1, 2, 3, 4, 5, 6], "each counted attempt counted once: {counts:?}");
     let record = db.store.totp(ann.id).await.unwrap().unwrap();
-    assert_eq!(record.failures, 10);
-    assert_eq!(record.locked_until, Some(now() + time::Duration::minutes(8)), "the 10th failure locks 8 min");
+    assert_eq!(record.failures, 6);
+    assert_eq!(record.locked_until, Some(now() + time::Duration::seconds(30)));
     db.finish().await;
 }
 
@@ -658,4 +665,111 @@ async fn totp_reset_and_user_deletion_remove_the_enrolment() {
     assert_eq!(db.store.totp(bob.id).await.unwrap(), None);
     assert_eq!(db.count("user_totp").await, 1);
     db.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// Password lockout
+
+/// The password failure count and lock of user `username` as stored.
+async fn password_lock_columns(db: &TestDb, username: &str) -> (i64, Option<i64>) {
+    let sql = format!(
+        "SELECT password_failures AS f, password_locked_until AS u FROM users WHERE username_normalized = '{username}'"
+    );
+    let conn = db.store.database();
+    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
+    let row = row.unwrap_or_else(|| panic!("no user {username}"));
+    (row.try_get::<i32>("", "f").unwrap().into(), row.try_get::<Option<i64>>("", "u").unwrap())
+}
+
+#[tokio::test]
+async fn password_attempts_lock_with_backoff_and_a_right_password_clears_the_count() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    local_user(&db, "bob", json!({})).await;
+    let policy = jit_domain::mfa::LockoutPolicy::default();
+    let ghost = UserId(uuid::Uuid::now_v7());
+    let error = db.store.record_password_attempt(ghost, now(), &policy).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+
+    for n in 1..=5 {
+        let attempt = db.store.record_password_attempt(ann.id, now(), &policy).await.unwrap();
+        assert!(attempt.allowed, "attempt {n}");
+        assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (n, None));
+    }
+    // The sixth is refused unchecked and locks.
+    let sixth = db.store.record_password_attempt(ann.id, now(), &policy).await.unwrap();
+    assert!(!sixth.allowed);
+    assert_eq!((sixth.lock.failures, sixth.lock.locked_until), (6, Some(now() + time::Duration::seconds(30))));
+    assert_eq!(password_lock_columns(&db, "ann").await, (6, Some(millis(now() + time::Duration::seconds(30)))));
+
+    // While locked, attempts are refused without being counted: the lock
+    // does not grow.
+    let during = now() + time::Duration::seconds(29);
+    let refused = db.store.record_password_attempt(ann.id, during, &policy).await.unwrap();
+    assert_eq!((refused.allowed, refused.lock), (false, sixth.lock));
+    // After it, one attempt is checked and the next lock is longer.
+    let later = now() + time::Duration::seconds(30);
+    let attempt = db.store.record_password_attempt(ann.id, later, &policy).await.unwrap();
+    assert!(attempt.allowed);
+    assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (7, Some(later + time::Duration::seconds(60))));
+    assert!(!db.store.record_password_attempt(ann.id, later, &policy).await.unwrap().allowed);
+
+    // Another account is untouched.
+    assert_eq!(password_lock_columns(&db, "bob").await, (0, None));
+
+    // A right password clears count and lock.
+    db.store.clear_password_failures(ann.id).await.unwrap();
+    assert_eq!(password_lock_columns(&db, "ann").await, (0, None));
+    let attempt = db.store.record_password_attempt(ann.id, later, &policy).await.unwrap();
+    assert!(attempt.allowed);
+    assert_eq!((attempt.lock.failures, attempt.lock.locked_until), (1, None));
+    db.store.clear_password_failures(ghost).await.unwrap();
+
+    // Deleting the user deletes the counter with it.
+    assert!(db.store.delete_user(ann.id).await.unwrap());
+    let error = db.store.record_password_attempt(ann.id, later, &policy).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_password_attempts_all_count() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    let store = Arc::new(db.store.clone());
+    // A policy that locks only at the burst's last attempt: every attempt
+    // counts once.
+    let lenient = jit_domain::mfa::LockoutPolicy { free_failures: 9, ..Default::default() };
+    let attempts = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.record_password_attempt(ann.id, now(), &lenient).await.unwrap() })
+    });
+    let mut counts: Vec<u32> =
+        futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap().lock.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=10).collect::<Vec<_>>(), "each attempt counted once");
+    assert_eq!(password_lock_columns(&db, "ann").await, (10, Some(millis(now() + time::Duration::seconds(30)))));
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_password_attempts_cannot_outrun_the_lock() {
+    let db = TestDb::new().await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    let store = Arc::new(db.store.clone());
+    let attempts = (0..12).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.record_password_attempt(ann.id, now(), &jit_domain::mfa::LockoutPolicy::default()).await.unwrap()
+        })
+    });
+    let attempts: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
+    let allowed = attempts.iter().filter(|attempt| attempt.allowed).count();
+    assert_eq!(allowed, 5, "only the free attempts go on to a password check: {attempts:?}");
+    assert_eq!(password_lock_columns(&db, "ann").await, (6, Some(millis(now() + time::Duration::seconds(30)))));
+    db.finish().await;
+}
+
+fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap()
 }

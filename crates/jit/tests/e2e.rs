@@ -211,3 +211,41 @@ async fn a_local_user_signs_in_with_a_password_and_the_application_gets_its_attr
     assert_eq!(claims["userinfo"]["email"], "Carol@Example.com");
     assert!(world.audit().await.is_empty(), "a local sign-in provisions nothing");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_wrong_passwords_lock_the_account_across_sign_ins_without_revealing_it() {
+    let mut rig = Rig::start().await;
+    let password = "dave's long password";
+    let dave = rig.admin.post("/users", json!({"username": "dave", "password": password, "attributes": {}})).await;
+    let id = dave["id"].as_str().unwrap().to_owned();
+
+    // Five wrong passwords, each in a new sign-in from a new browser (so
+    // the per-sign-in limit never applies) ...
+    for attempt in 1..=5 {
+        rig.new_browser();
+        let (_, trail) = rig.password_sign_in("dave", &format!("guess {attempt}")).await;
+        let page = trail.page();
+        assert_eq!(page.status, 401, "wrong password {attempt}: {}", page.body);
+        assert!(page.body.contains("Wrong username or password."), "wrong password {attempt}: {}", page.body);
+    }
+
+    // ... and now the right one is refused too, in a fresh sign-in, with
+    // the same answer as for an unknown user.
+    rig.new_browser();
+    let (_, trail) = rig.password_sign_in("dave", password).await;
+    let locked = trail.page();
+    assert_eq!(locked.status, 401, "the right password while locked: {}", locked.body);
+    assert!(locked.body.contains("Wrong username or password."), "{}", locked.body);
+    assert!(locked.body.contains("name=\"password\""), "the form is shown again: {}", locked.body);
+    assert!(!locked.body.contains(password), "the password is echoed: {}", locked.body);
+    let unknown = rig.submit(locked, "/signin/password", &[("username", "nobody"), ("password", "x")]).await;
+    assert_eq!(unknown.page().status, 401);
+    assert_eq!(unknown.page().body, locked.body, "a locked account and an unknown user must be indistinguishable");
+    let again = rig.submit(locked, "/signin/password", &[("username", "dave"), ("password", password)]).await;
+    assert_eq!(again.page().body, locked.body, "still locked in the same sign-in");
+
+    // The account itself is untouched: the admin API still shows it.
+    let user = rig.admin.get(&format!("/users/{id}")).await;
+    assert_eq!(user["username"], "dave", "{user}");
+    assert_eq!(user["id"], id.as_str());
+}

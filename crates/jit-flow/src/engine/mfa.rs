@@ -54,15 +54,13 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             let notice = "Your authenticator was reset. Set it up again to continue.".to_owned();
             return Ok(Next::Show(self.view_of(&application, &state, None, Some(notice)).await?));
         };
-        if let Some(until) = record.locked_until.filter(|until| *until > now) {
-            return self.fail_step(flow_id, &application, state, StepOption::Totp, &locked_message(until)).await;
-        }
         // Count the attempt before checking it: of a burst of guesses, those
         // past the lockout threshold are refused unchecked, however many
         // arrive at once. A right code clears the count.
-        let lock = self.store.record_totp_failure(user, now, &self.settings.totp_lockout).await?;
-        if let Some(until) = lock.locked_until.filter(|until| *until > now) {
-            tracing::info!(event = "totp_locked", user = %user.0, failures = lock.failures, "TOTP locked");
+        let attempt = self.store.record_totp_attempt(user, now, &self.settings.totp_lockout).await?;
+        if !attempt.allowed {
+            let until = attempt.lock.locked_until.unwrap_or(now);
+            tracing::info!(event = "totp_locked", user = %user.0, failures = attempt.lock.failures, "TOTP locked");
             return self.fail_step(flow_id, &application, state, StepOption::Totp, &locked_message(until)).await;
         }
         let accepted = match totp::verify(&record.secret, code, now) {
@@ -73,7 +71,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             self.complete_step(&mut state, StepOption::Totp, SignedInSubject::Local { user })?;
             return self.advance(flow_id, &application, state).await;
         }
-        tracing::info!(event = "totp_failed", user = %user.0, failures = lock.failures, "wrong or reused TOTP code");
+        tracing::info!(event = "totp_failed", user = %user.0, failures = attempt.lock.failures, "wrong or reused TOTP code");
         let message = "That code is not right, or it was already used. Enter the next code your app shows.";
         self.fail_step(flow_id, &application, state, StepOption::Totp, message).await
     }

@@ -13,7 +13,10 @@ use jit_domain::application::Application;
 use jit_domain::connection::{Connection, ConnectionName};
 use jit_domain::flow::{Step, StepOption};
 use jit_domain::mfa::LockoutPolicy;
-use jit_domain::ports::{ApplicationStore, ConnectionStore, FlowStateStore, ProvisioningStore, TotpStore, UserStore};
+use jit_domain::ports::{
+    ApplicationStore, ConnectionStore, FlowStateStore, PasswordLockoutStore, ProvisioningStore, StoreError, TotpStore,
+    UserStore,
+};
 use jit_domain::provisioning::Decision;
 use jit_domain::schema::AttributeSchema;
 use jit_domain::service::{ProvisioningOutcome, provision};
@@ -40,11 +43,18 @@ mod scripted;
 
 /// Everything the engine needs from storage.
 pub trait FlowStore:
-    ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore
+    ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore + PasswordLockoutStore
 {
 }
-impl<T: ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore> FlowStore
-    for T
+impl<
+    T: ApplicationStore
+        + ConnectionStore
+        + FlowStateStore
+        + ProvisioningStore
+        + UserStore
+        + TotpStore
+        + PasswordLockoutStore,
+> FlowStore for T
 {
 }
 
@@ -60,6 +70,9 @@ pub struct FlowSettings {
     pub code_ttl: Duration,
     /// Wrong passwords and codes allowed in one sign-in before it ends.
     pub max_failures: u32,
+    /// When repeated password attempts lock an account's password sign-in
+    /// (across sign-ins: starting a new one does not reset it).
+    pub password_lockout: LockoutPolicy,
     /// The issuer name authenticator apps show for TOTP enrolments.
     pub totp_issuer: String,
     /// When repeated wrong TOTP codes lock an account's TOTP.
@@ -77,6 +90,7 @@ impl Default for FlowSettings {
             sign_in_ttl: Duration::minutes(15),
             code_ttl: Duration::seconds(60),
             max_failures: 10,
+            password_lockout: LockoutPolicy::default(),
             totp_issuer: crate::mfa::totp::DEFAULT_ISSUER.into(),
             totp_lockout: LockoutPolicy::default(),
             email_otp: EmailOtpPolicy::default(),
@@ -84,6 +98,10 @@ impl Default for FlowSettings {
         }
     }
 }
+
+/// The answer to a wrong password, an unknown user and a locked account
+/// alike.
+const WRONG_PASSWORD: &str = "Wrong username or password.";
 
 /// What the HTTP layer does next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,19 +264,48 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             return Err(FlowError::NotOffered("Username and password".into()));
         }
         let user = self.store.user_by_username(username.trim()).await?;
+        let now = self.clock.now();
+        // Count the attempt before checking it (per account, across
+        // sign-ins): of a burst of guesses, those past the lockout
+        // threshold are refused however many arrive at once. A right
+        // password clears the count.
+        let mut locked = None;
         let hash = match &user {
-            Some(user) => self.store.password_hash(user.id).await?,
+            Some(user) => match self.store.record_password_attempt(user.id, now, &self.settings.password_lockout).await
+            {
+                Ok(attempt) => {
+                    locked = Some(attempt.lock).filter(|_| !attempt.allowed);
+                    self.store.password_hash(user.id).await?
+                }
+                // Deleted since the lookup: as an unknown user.
+                Err(StoreError::NotFound(_)) => None,
+                Err(other) => return Err(other.into()),
+            },
             None => None,
         };
+        // Verified even when locked (against the dummy hash for unknown
+        // users), so that the time taken says nothing either.
         let verified = verify_password(password, hash.as_deref());
-        match user {
-            Some(user) if verified => {
+        match (user, locked) {
+            (Some(user), Some(lock)) => {
+                // The same answer as a wrong password: a lock must not tell
+                // that the account exists.
+                tracing::info!(
+                    event = "password_locked",
+                    user = %user.id.0,
+                    failures = lock.failures,
+                    "local sign-in refused: password sign-in is locked"
+                );
+                self.fail_step(flow_id, &application, state, StepOption::Local, WRONG_PASSWORD).await
+            }
+            (Some(user), None) if verified => {
+                self.store.clear_password_failures(user.id).await?;
                 self.complete_step(&mut state, StepOption::Local, SignedInSubject::Local { user: user.id })?;
                 self.advance(flow_id, &application, state).await
             }
             _ => {
                 tracing::info!(event = "local_sign_in_failed", "local sign-in failed");
-                self.fail_step(flow_id, &application, state, StepOption::Local, "Wrong username or password.").await
+                self.fail_step(flow_id, &application, state, StepOption::Local, WRONG_PASSWORD).await
             }
         }
     }

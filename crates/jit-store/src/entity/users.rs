@@ -16,6 +16,10 @@ pub struct Model {
     /// Milliseconds since the Unix epoch, like every `*_at` column.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Password attempts since the last right password (migration m0003).
+    pub password_failures: i32,
+    /// Until when password sign-in is refused, if locked (milliseconds).
+    pub password_locked_until: Option<i64>,
 }
 
 #[allow(missing_docs)]

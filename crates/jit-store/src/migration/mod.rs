@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_totp;
+mod m0003_password_lockout;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -12,7 +13,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration), Box::new(m0002_totp::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_totp::Migration),
+            Box::new(m0003_password_lockout::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
