@@ -15,6 +15,7 @@
 //! ```
 
 mod applications;
+mod attempts;
 mod audit;
 mod connections;
 mod convert;

@@ -3,7 +3,7 @@
 //! across concurrent requests and server instances.
 
 use async_trait::async_trait;
-use jit_domain::mfa::{Attempt, Lock, LockoutPolicy, TotpRecord, TotpSecret};
+use jit_domain::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use jit_domain::ports::{StoreError, TotpStore};
 use jit_domain::user::UserId;
 use sea_orm::sea_query::Expr;
@@ -11,14 +11,18 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
 
 use crate::Store;
+use crate::attempts::AttemptCounter;
 use crate::convert::{from_millis, millis};
 use crate::entity::user_totp;
 use crate::error::{classify, retry_transient};
 
-/// Rounds of read + compare-and-swap of the failure counter. A round is
-/// lost only to another request that changed the counter meanwhile (and so
-/// made progress), so running out means a flood of requests for one user.
-pub(crate) const COUNTER_ROUNDS: usize = 32;
+/// The TOTP failure counter: on the enrolment's row.
+const TOTP_ATTEMPTS: AttemptCounter<user_totp::Entity> = AttemptCounter {
+    key: user_totp::Column::UserId,
+    failures: user_totp::Column::Failures,
+    locked_until: user_totp::Column::LockedUntil,
+    what: "the TOTP enrolment of user",
+};
 
 fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
     let secret = TotpSecret::new(row.secret)
@@ -30,42 +34,6 @@ fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
         failures: u32::try_from(row.failures).unwrap_or(0),
         locked_until: row.locked_until.map(from_millis),
     })
-}
-
-impl Store {
-    /// One round of counting a failure: `None` if another request changed
-    /// the counter between the read and the write.
-    async fn count_totp_attempt(
-        &self,
-        user: UserId,
-        now: OffsetDateTime,
-        policy: &LockoutPolicy,
-    ) -> Result<Option<Attempt>, StoreError> {
-        let row = user_totp::Entity::find_by_id(user.0)
-            .one(&self.db)
-            .await
-            .map_err(classify)?
-            .ok_or_else(|| StoreError::NotFound(format!("the TOTP enrolment of user {user}")))?;
-        let before = Lock {
-            failures: u32::try_from(row.failures).unwrap_or(0),
-            locked_until: row.locked_until.map(from_millis),
-        };
-        let attempt = policy.attempt(before, now);
-        if attempt.lock == before {
-            // Refused while locked: nothing to count.
-            return Ok(Some(attempt));
-        }
-        let lock = attempt.lock;
-        let result = user_totp::Entity::update_many()
-            .col_expr(user_totp::Column::Failures, Expr::value(i32::try_from(lock.failures).unwrap_or(i32::MAX)))
-            .col_expr(user_totp::Column::LockedUntil, Expr::value(lock.locked_until.map(millis)))
-            .filter(user_totp::Column::UserId.eq(user.0))
-            .filter(user_totp::Column::Failures.eq(row.failures))
-            .exec(&self.db)
-            .await
-            .map_err(classify)?;
-        Ok((result.rows_affected == 1).then_some(attempt))
-    }
 }
 
 #[async_trait]
@@ -131,12 +99,7 @@ impl TotpStore for Store {
         now: OffsetDateTime,
         policy: &LockoutPolicy,
     ) -> Result<Attempt, StoreError> {
-        for _ in 0..COUNTER_ROUNDS {
-            if let Some(attempt) = retry_transient(|| self.count_totp_attempt(user, now, policy)).await? {
-                return Ok(attempt);
-            }
-        }
-        Err(StoreError::Conflict(format!("the TOTP failure counter of user {user} keeps changing")))
+        TOTP_ATTEMPTS.record(&self.db, user.0, now, policy).await
     }
 
     async fn reset_totp(&self, user: UserId) -> Result<bool, StoreError> {
