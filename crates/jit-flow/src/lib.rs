@@ -18,5 +18,7 @@ pub mod script;
 pub mod secret;
 pub mod state;
 
-pub use engine::{EmailOtpView, FlowSettings, FlowStore, IssuedCode, Next, SignInEngine, StepView, TotpView};
+pub use engine::{
+    DeclinedSignIn, EmailOtpView, FlowSettings, FlowStore, IssuedCode, Next, SignInEngine, StepView, TotpView,
+};
 pub use error::FlowError;

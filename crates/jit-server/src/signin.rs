@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::PageError;
-use crate::oidc::with_query;
+use crate::oidc::{error_redirect, with_query};
 use crate::pages::{SignInPage, render};
 
 /// The sign-in cookie: HttpOnly, SameSite=Lax (it must come back on the
@@ -49,6 +49,13 @@ pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
             pairs.push(("iss", state.settings.public_url.as_str()));
             Redirect::to(&with_query(&issued.redirect_uri, &pairs)).into_response()
         }
+        Next::Declined(declined) => error_redirect(
+            &declined.redirect_uri,
+            "access_denied",
+            &format!("the user declined the sign-in at {}", declined.connection),
+            declined.state.as_deref(),
+            &state.settings.public_url,
+        ),
     }
 }
 

@@ -84,10 +84,20 @@ async fn invalid_id_tokens_are_refused_with_a_page_and_nothing_is_written() {
 #[tokio::test(flavor = "multi_thread")]
 async fn identity_provider_errors_are_shown_and_nothing_is_written() {
     let mut rig = Rig::start().await;
+    // The user declines at the IdP: the application asked, so it gets
+    // `error=access_denied` with its state (and no code), and the sign-in
+    // is over.
     rig.idp.set_misbehaviour(Misbehaviour::AuthorizeDenied);
-    assert_federated_sign_in_fails(&mut rig, "access denied at the IdP", 502, "refused the sign-in: access_denied")
-        .await;
+    rig.new_browser();
+    let (request, trail) = rig.federated_sign_in().await;
+    let End::Stopped(url) = &trail.end else { panic!("declining did not return to the application: {:?}", trail.end) };
+    let url = url::Url::parse(url).unwrap();
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query.get("error").map(String::as_str), Some("access_denied"), "{url}");
+    assert_eq!(query.get("state"), Some(&request.state), "{url}");
+    assert!(!query.contains_key("code"), "{url}");
     assert_eq!(rig.idp.counters().token, 0, "no code, so no token request");
+    rig.assert_nothing_written("access denied at the IdP").await;
 
     rig.idp.set_misbehaviour(Misbehaviour::TokenEndpointError);
     assert_federated_sign_in_fails(

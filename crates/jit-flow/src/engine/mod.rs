@@ -21,7 +21,7 @@ use jit_domain::provisioning::Decision;
 use jit_domain::schema::AttributeSchema;
 use jit_domain::service::{ProvisioningOutcome, provision};
 use jit_domain::user::{FederatedIdentity, Subject};
-use jit_idp::CallbackParams;
+use jit_idp::{CallbackParams, IdpError};
 use serde::{Serialize, de::DeserializeOwned};
 use time::{Duration, OffsetDateTime};
 
@@ -112,6 +112,20 @@ pub enum Next {
     RedirectToIdp(String),
     /// Done: send the browser back to the application with this code.
     Complete(IssuedCode),
+    /// The user declined at the external IdP: send the browser back to the
+    /// application with `error=access_denied` (the sign-in is over).
+    Declined(DeclinedSignIn),
+}
+
+/// A sign-in the user declined, for the application's redirect URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclinedSignIn {
+    /// Where to send the error.
+    pub redirect_uri: String,
+    /// The application's `state`.
+    pub state: Option<String>,
+    /// Which connection the user declined at.
+    pub connection: String,
 }
 
 /// The current step, for the sign-in page.
@@ -360,10 +374,21 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let connection = self.connection(&pending.connection).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
         let now: SystemTime = self.clock.now().into();
-        let login = client
-            .finish(params, &pending.pending, now)
-            .await
-            .map_err(|source| FlowError::Idp { connection: connection.name.to_string(), source })?;
+        let login = match client.finish(params, &pending.pending, now).await {
+            Ok(login) => login,
+            // The user said no at the IdP: the application asked, so it
+            // gets the answer (OpenID Connect Core 3.1.2.6), not a page.
+            Err(IdpError::IdpRefused { error, .. }) if error == "access_denied" => {
+                tracing::info!(event = "federated_sign_in_declined", connection = %connection.name, "declined at the IdP");
+                self.take::<SignInState>(&flow_key(flow_id)).await?;
+                return Ok(Next::Declined(DeclinedSignIn {
+                    redirect_uri: state.authorization.redirect_uri,
+                    state: state.authorization.state,
+                    connection: connection.name.to_string(),
+                }));
+            }
+            Err(source) => return Err(FlowError::Idp { connection: connection.name.to_string(), source }),
+        };
         let mapped = connection.claim_mapping().map(&login.claims, &self.schema)?;
         let identity = FederatedIdentity {
             connection: connection.name.clone(),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use authorize::authorize;
-pub(crate) use authorize::with_query;
+pub(crate) use authorize::{error_redirect, with_query};
 pub use token::token;
 pub use userinfo::userinfo;
 
