@@ -75,9 +75,6 @@ pub enum FlowError {
     /// Email OTP needs an email address and the account has none.
     #[error("a code cannot be sent by email: your account has no email address; ask the administrator")]
     NoEmailAddress,
-    /// An option this server cannot run yet.
-    #[error("{0} is not available on this server yet")]
-    Unsupported(String),
     /// The application is misconfigured.
     #[error("the application's sign-in flow is invalid: {0}")]
     InvalidFlow(String),

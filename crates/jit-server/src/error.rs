@@ -51,7 +51,6 @@ impl From<FlowError> for PageError {
             FlowError::Mapping(_) => (S::BAD_GATEWAY, "Identity provider error", "invalid_claims"),
             FlowError::Refused(_) => (S::FORBIDDEN, "Sign-in refused", "provisioning_refused"),
             FlowError::NeedsLocalAccount { .. } => (S::FORBIDDEN, "Sign-in cannot continue", "no_local_account"),
-            FlowError::Unsupported(_) => (S::NOT_IMPLEMENTED, "Not available", "unsupported"),
             FlowError::InvalidFlow(_) => (S::CONFLICT, "Sign-in misconfigured", "invalid_flow"),
             // The application's script threw, looped, ran out of memory or
             // named a step that does not exist: the sign-in fails closed.
