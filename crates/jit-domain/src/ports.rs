@@ -175,6 +175,11 @@ pub trait FlowStateStore: Send + Sync {
     /// Removes and returns the state under `id` (once only: a concurrent
     /// second take gets `None`), unless absent or expired.
     async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
+    /// Deletes the state under `id` only if it is still exactly `expected`
+    /// and not expired at `now`: true if it was deleted. The end of a
+    /// sign-in is a compare-and-delete, so that it cannot overtake an
+    /// attempt counted meanwhile by another request.
+    async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError>;
     /// Deletes expired states; returns how many.
     async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

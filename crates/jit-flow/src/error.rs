@@ -62,6 +62,24 @@ pub enum FlowError {
     /// The application's script ended the sign-in (`fail()`).
     #[error("the application's sign-in rules do not allow this sign-in{}", .0.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     ScriptFailed(Option<String>),
+    /// An IdP's answer for a step that is no longer the current one (the
+    /// step was completed or left since the user was sent to the IdP).
+    #[error(
+        "this answer from {connection} belongs to a step of the sign-in that is already done or was left; nothing was changed. Continue in the window where you signed in, or start again from the application"
+    )]
+    StaleStep {
+        /// The connection that answered.
+        connection: String,
+    },
+    /// A step failed and the application's script asked for nothing more:
+    /// the sign-in ends failed (it never completes past a failed step).
+    #[error(
+        "step {step} of this sign-in failed, and the application's sign-in rules offer no other way to continue; start again from the application"
+    )]
+    StepFailed {
+        /// The step (1-based).
+        step: usize,
+    },
     /// Another request of the same sign-in changed it at the same moment
     /// (a double submit, or parallel guesses).
     #[error("this sign-in was changed by another request at the same moment; go back and try again")]

@@ -90,6 +90,12 @@ pub struct SignInState {
     pub authorization: AuthorizationContext,
     /// Index of the step being done (0-based).
     pub step: usize,
+    /// How many times a step was entered or left in this sign-in: the
+    /// version of the current step. Work started at a step (a redirect to
+    /// an IdP, an email code, a TOTP enrolment) carries the epoch it was
+    /// started at and is void once the epoch moves on.
+    #[serde(default)]
+    pub epoch: u64,
     /// Steps done so far.
     pub completed: Vec<CompletedStep>,
     /// Who has been identified so far.
@@ -99,8 +105,9 @@ pub struct SignInState {
     /// When the user authenticated (for `auth_time`).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub auth_time: Option<OffsetDateTime>,
-    /// Failed attempts in this sign-in (wrong password or code); past a
-    /// limit the sign-in ends.
+    /// Attempts in this sign-in (passwords and codes) not proven right:
+    /// counted before each check, taken back when the check succeeds.
+    /// Past a limit the sign-in ends.
     #[serde(default)]
     pub failures: u32,
     /// Second factors in progress at the current step.
@@ -125,19 +132,41 @@ impl std::fmt::Debug for StoredState {
 }
 
 impl SignInState {
+    /// Moves to `step` (0-based): a new epoch, so that everything pending
+    /// at the step being left (redirects to IdPs, email codes, a TOTP
+    /// enrolment) is void, and a new CSRF token, so that forms of the step
+    /// being left cannot act on this one.
+    pub fn enter(&mut self, step: usize, csrf: String) {
+        self.leave();
+        self.step = step;
+        self.csrf = csrf;
+    }
+
+    /// Leaves the current step (completed or abandoned): the epoch moves
+    /// on and the step's pending second factors are dropped.
+    pub fn leave(&mut self) {
+        self.epoch += 1;
+        self.mfa = None;
+    }
+
     /// The second factors pending at the current step, created if needed.
     pub fn mfa_here(&mut self) -> &mut PendingMfa {
-        let step = self.step;
-        let fresh = PendingMfa { step, totp_enrolment: None, email_otp: None };
-        if self.mfa.as_ref().is_none_or(|pending| pending.step != step) {
+        let epoch = self.epoch;
+        if self.mfa.as_ref().is_none_or(|pending| pending.epoch != epoch) {
             self.mfa = None;
         }
-        self.mfa.get_or_insert(fresh)
+        self.mfa.get_or_insert(PendingMfa { epoch, totp_enrolment: None, email_otp: None })
     }
 
     /// The second factors pending at the current step, if any.
     pub fn pending_mfa(&self) -> Option<&PendingMfa> {
-        self.mfa.as_ref().filter(|pending| pending.step == self.step)
+        self.mfa.as_ref().filter(|pending| pending.epoch == self.epoch)
+    }
+
+    /// The second factors pending at the current step, if any, to change.
+    pub fn pending_mfa_mut(&mut self) -> Option<&mut PendingMfa> {
+        let epoch = self.epoch;
+        self.mfa.as_mut().filter(|pending| pending.epoch == epoch)
     }
 }
 
@@ -145,8 +174,8 @@ impl SignInState {
 /// A step may offer TOTP and Email OTP at once: both can be pending.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingMfa {
-    /// The step (0-based index).
-    pub step: usize,
+    /// The epoch of the step they were started at.
+    pub epoch: u64,
     /// A TOTP secret shown to a user who is not enrolled yet; saved on the
     /// account when the user confirms it with a first code. Redacted in
     /// `Debug`.
@@ -167,6 +196,11 @@ pub struct PendingFederation {
     pub flow_key: String,
     /// The connection.
     pub connection: ConnectionName,
+    /// The step (0-based) that sent the user to the IdP.
+    pub step: usize,
+    /// The epoch of that step: the answer completes that step only while it
+    /// is still the current one.
+    pub epoch: u64,
     /// What the IdP client needs to finish.
     pub pending: PendingAuthorization,
 }
@@ -204,6 +238,7 @@ mod tests {
                 request_params: BTreeMap::new(),
             },
             step: 1,
+            epoch: 0,
             completed: Vec::new(),
             subject: None,
             csrf: "csrf".into(),

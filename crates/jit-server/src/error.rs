@@ -47,6 +47,8 @@ impl From<FlowError> for PageError {
                 (S::BAD_REQUEST, "Option not available", "not_offered")
             }
             FlowError::UnknownState => (S::BAD_REQUEST, "Sign-in interrupted", "unknown_state"),
+            FlowError::StaleStep { .. } => (S::CONFLICT, "Sign-in interrupted", "stale_step"),
+            FlowError::StepFailed { .. } => (S::FORBIDDEN, "Sign-in failed", "step_failed"),
             FlowError::Idp { .. } => (S::BAD_GATEWAY, "Identity provider error", "idp_error"),
             FlowError::Mapping(_) => (S::BAD_GATEWAY, "Identity provider error", "invalid_claims"),
             FlowError::Refused(_) => (S::FORBIDDEN, "Sign-in refused", "provisioning_refused"),

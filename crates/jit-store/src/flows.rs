@@ -70,6 +70,17 @@ impl FlowStateStore for Store {
         Ok((deleted.rows_affected == 1).then_some(state))
     }
 
+    async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let deleted = flow_states::Entity::delete_many()
+            .filter(flow_states::Column::Id.eq(id))
+            .filter(flow_states::Column::State.eq(to_json(expected)?))
+            .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(deleted.rows_affected == 1)
+    }
+
     async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let result = flow_states::Entity::delete_many()
             .filter(flow_states::Column::ExpiresAt.lte(millis(now)))

@@ -27,10 +27,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::Totp)?;
         let now = self.clock.now();
         if let Some(secret) = state.pending_mfa().and_then(|p| p.totp_enrolment.clone()) {
+            self.count_attempt(flow_id, &mut state).await?;
             let Some(used_step) = totp::verify(&secret, code, now) else {
                 let message = "That code is not right. Check that the app shows this account and that the device's clock is right, then enter the current code.";
                 return self.fail_step(flow_id, &application, state, StepOption::Totp, message).await;
             };
+            state.failures = state.failures.saturating_sub(1);
             state.mfa_here().totp_enrolment = None;
             match self.store.enrol_totp(user, &secret, used_step, now).await {
                 Ok(()) => {}
@@ -54,9 +56,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             let notice = "Your authenticator was reset. Set it up again to continue.".to_owned();
             return Ok(Next::Show(self.view_of(&application, &state, None, Some(notice)).await?));
         };
-        // Count the attempt before checking it: of a burst of guesses, those
-        // past the lockout threshold are refused unchecked, however many
-        // arrive at once. A right code clears the count.
+        // Count the attempt before checking it, in the sign-in and on the
+        // account: of a burst of guesses, those past the lockout threshold
+        // are refused unchecked, however many arrive at once. A right code
+        // clears the count.
+        self.count_attempt(flow_id, &mut state).await?;
         let attempt = self.store.record_totp_attempt(user, now, &self.settings.totp_lockout).await?;
         if !attempt.allowed {
             let until = attempt.lock.locked_until.unwrap_or(now);
@@ -68,6 +72,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             None => false,
         };
         if accepted {
+            state.failures = state.failures.saturating_sub(1);
             self.complete_step(&mut state, StepOption::Totp, SignedInSubject::Local { user })?;
             return self.advance(flow_id, &application, state).await;
         }
@@ -123,13 +128,27 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::EmailOtp)?;
         let now = self.clock.now();
-        let Some(challenge) = state.mfa.as_mut().filter(|p| p.step == state.step).and_then(|p| p.email_otp.as_mut())
-        else {
+        let Some(challenge) = state.pending_mfa_mut().and_then(|p| p.email_otp.as_mut()) else {
             let view = self.view_of(&application, &state, Some("Ask for a code first.".into()), None).await?;
             return Ok(Next::Show(view));
         };
-        match challenge.verify(code, now) {
+        // The try is counted and stored (compare-and-swap) before the code
+        // is compared: parallel guesses against one loaded state lose the
+        // swap unchecked, and the right code completes the step only from
+        // the state its own try was counted in.
+        let counted = challenge.count_attempt(now);
+        if let Err(refused) = counted {
+            let view = self.view_of(&application, &state, Some(email_otp_message(&refused, now)), None).await?;
+            return Ok(Next::Show(view));
+        }
+        self.count_attempt(flow_id, &mut state).await?;
+        let checked = match state.pending_mfa_mut().and_then(|p| p.email_otp.as_mut()) {
+            Some(challenge) => challenge.check(code),
+            None => Err(EmailOtpError::AlreadyUsed),
+        };
+        match checked {
             Ok(()) => {
+                state.failures = state.failures.saturating_sub(1);
                 self.complete_step(&mut state, StepOption::EmailOtp, SignedInSubject::Local { user })?;
                 self.advance(flow_id, &application, state).await
             }

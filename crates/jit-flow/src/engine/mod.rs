@@ -239,6 +239,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let state = SignInState {
             authorization,
             step: 0,
+            epoch: 0,
             completed: Vec::new(),
             subject: None,
             csrf: random_token()?,
@@ -252,8 +253,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             return Err(FlowError::InvalidFlow("the sign-in script chose no step to start with".into()));
         };
         let mut state = state;
-        state.step = first;
-        self.enter_step(application, &mut state).await?;
+        self.enter_step(application, &mut state, first).await?;
         self.save(&flow_id, &mut state).await?;
         let next = match fidp {
             Some(connection) => self.federate_unchecked(&flow_id, &state, application, connection).await?,
@@ -277,6 +277,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         if !step.options.contains(&StepOption::Local) {
             return Err(FlowError::NotOffered("Username and password".into()));
         }
+        self.count_attempt(flow_id, &mut state).await?;
         let user = self.store.user_by_username(username.trim()).await?;
         let now = self.clock.now();
         // Count the attempt before checking it (per account, across
@@ -314,6 +315,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
             (Some(user), None) if verified => {
                 self.store.clear_password_failures(user.id).await?;
+                state.failures = state.failures.saturating_sub(1);
                 self.complete_step(&mut state, StepOption::Local, SignedInSubject::Local { user: user.id })?;
                 self.advance(flow_id, &application, state).await
             }
@@ -347,7 +349,13 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let client = self.idps.client(&connection, &self.settings.public_url)?;
         let start =
             client.begin(&[]).await.map_err(|source| FlowError::Idp { connection: name.to_string(), source })?;
-        let pending = PendingFederation { flow_key: stored_form(flow_id), connection: name, pending: start.pending };
+        let pending = PendingFederation {
+            flow_key: stored_form(flow_id),
+            connection: name,
+            step: state.step,
+            epoch: state.epoch,
+            pending: start.pending,
+        };
         let key = format!("{FEDERATION_PREFIX}{}", stored_form(&pending.pending.state));
         self.put(&key, &pending, self.expiry()).await?;
         Ok(Next::RedirectToIdp(start.url))
@@ -371,6 +379,22 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         };
         let mut state = self.load(flow_id).await?;
         let application = self.application(&state).await?;
+        // The answer completes the step that sent the user away, and only
+        // while that step is current: an answer to a redirect of a step
+        // already done (a second "continue" click, an old tab) must not
+        // complete whatever step came next.
+        let offered = current_step(&application, &state)
+            .is_ok_and(|step| step.options.contains(&StepOption::Connection(pending.connection.clone())));
+        if pending.step != state.step || pending.epoch != state.epoch || !offered {
+            tracing::warn!(
+                event = "stale_federation",
+                connection = %pending.connection,
+                started_at_step = pending.step + 1,
+                current_step = state.step + 1,
+                "an identity provider's answer for a step that is no longer current was refused"
+            );
+            return Err(FlowError::StaleStep { connection: pending.connection.to_string() });
+        }
         let connection = self.connection(&pending.connection).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
         let now: SystemTime = self.clock.now().into();
@@ -446,14 +470,31 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         }
         state.completed.push(CompletedStep { step: state.step + 1, option, succeeded: true });
         state.auth_time = Some(self.clock.now());
-        state.mfa = None;
+        state.leave();
         state.step += 1;
         Ok(())
     }
 
-    /// A wrong password or code at the current step: counted, and the step
-    /// is shown again with `message` — or, in a scripted flow, the failure
-    /// is recorded and the script decides (its `onFail`).
+    /// Counts an attempt (password or code) of this sign-in before it is
+    /// checked, and stores the count (compare-and-swap): of parallel
+    /// attempts on one loaded state only one gets to be checked, and past
+    /// [`FlowSettings::max_failures`] the sign-in ends unchecked. A right
+    /// answer takes its count back (`failures - 1`) with the next save.
+    async fn count_attempt(&self, flow_id: &str, state: &mut SignInState) -> Result<(), FlowError> {
+        state.failures += 1;
+        if state.failures > self.settings.max_failures {
+            self.end(flow_id, state).await?;
+            tracing::info!(event = "sign_in_too_many_failures", "sign-in ended after too many failures");
+            return Err(FlowError::TooManyAttempts);
+        }
+        self.save(flow_id, state).await
+    }
+
+    /// A wrong password or code at the current step (already counted): the
+    /// step is shown again with `message` — or, in a scripted flow, the
+    /// failure is recorded and the script decides (its `onFail`). A script
+    /// that asks for nothing more after a failure ends the sign-in failed:
+    /// a failed step never lets a sign-in complete.
     async fn fail_step(
         &self,
         flow_id: &str,
@@ -462,27 +503,30 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         option: StepOption,
         message: &str,
     ) -> Result<Next, FlowError> {
-        state.failures += 1;
-        if state.failures > self.settings.max_failures {
-            self.take::<SignInState>(&flow_key(flow_id)).await?;
-            tracing::info!(event = "sign_in_too_many_failures", "sign-in ended after too many failures");
-            return Err(FlowError::TooManyAttempts);
-        }
         if application.sign_in.script.is_some() {
             state.completed.push(CompletedStep { step: state.step + 1, option, succeeded: false });
             let step_before = state.step;
             match self.next_step(application, &state).await? {
-                Some(next) if next == step_before => {}
+                // Tried again: the failure is recorded for the script.
+                Some(next) if next == step_before => self.save(flow_id, &mut state).await?,
                 Some(next) => {
-                    state.step = next;
-                    self.enter_step(application, &mut state).await?;
+                    self.enter_step(application, &mut state, next).await?;
                     self.save(flow_id, &mut state).await?;
                     return Ok(Next::Show(self.view_of(application, &state, None, None).await?));
                 }
-                None => return self.finish(flow_id, state).await,
+                None => {
+                    self.end(flow_id, &state).await?;
+                    tracing::info!(
+                        event = "sign_in_step_failed",
+                        application = %application.name,
+                        step = step_before + 1,
+                        "the script asked for nothing after a failed step: the sign-in ends failed"
+                    );
+                    return Err(FlowError::StepFailed { step: step_before + 1 });
+                }
             }
         }
-        self.save(flow_id, &mut state).await?;
+        // Nothing else changed since the attempt was counted and stored.
         Ok(Next::Show(self.view_of(application, &state, Some(message.to_owned()), None).await?))
     }
 
@@ -495,8 +539,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     ) -> Result<Next, FlowError> {
         match self.next_step(application, &state).await? {
             Some(next) => {
-                state.step = next;
-                self.enter_step(application, &mut state).await?;
+                self.enter_step(application, &mut state, next).await?;
                 self.save(flow_id, &mut state).await?;
                 Ok(Next::Show(self.view_of(application, &state, None, None).await?))
             }
@@ -513,13 +556,17 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         }
     }
 
-    /// Prepares the current step: refuses one this user cannot do, and
+    /// Enters step `index` (0-based): a new epoch and CSRF token (see
+    /// [`SignInState::enter`]), then refuses a step this user cannot do and
     /// creates the TOTP secret a user without TOTP enrols with.
-    async fn enter_step(&self, application: &Application, state: &mut SignInState) -> Result<(), FlowError> {
+    async fn enter_step(
+        &self,
+        application: &Application,
+        state: &mut SignInState,
+        index: usize,
+    ) -> Result<(), FlowError> {
+        state.enter(index, random_token()?);
         let step = current_step(application, state)?;
-        if state.mfa.as_ref().is_some_and(|pending| pending.step != state.step) {
-            state.mfa = None;
-        }
         let Some(option) = step.options.iter().find(|o| o.needs_local_account()) else { return Ok(()) };
         let only_mfa = step.options.iter().all(StepOption::needs_local_account);
         match &state.subject {
@@ -563,9 +610,13 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             auth_time: state.auth_time.unwrap_or_else(|| self.clock.now()),
             methods: state.completed.iter().filter(|c| c.succeeded).map(CompletedStep::idp).collect(),
         };
-        // The sign-in is over: its state cannot be used again, and of two
-        // requests finishing it at once only one gets a code.
-        if self.store.take_flow(&flow_key(flow_id), self.clock.now()).await?.is_none() && state.loaded.is_some() {
+        // The sign-in is over: its state cannot be used again, and it ends
+        // only as it was loaded (compare-and-delete): of two requests
+        // finishing it at once, or of a finish racing a counted attempt,
+        // only one wins.
+        if let Some(StoredState(loaded)) = &state.loaded
+            && !self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?
+        {
             return Err(FlowError::Concurrent);
         }
         let code = random_token()?;
@@ -643,6 +694,16 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
         }
         state.loaded = Some(StoredState(value));
+        Ok(())
+    }
+
+    /// Ends the sign-in (refused or failed): its state is deleted if it is
+    /// still as loaded; if another request changed it meanwhile, that
+    /// request's outcome stands.
+    async fn end(&self, flow_id: &str, state: &SignInState) -> Result<(), FlowError> {
+        if let Some(StoredState(loaded)) = &state.loaded {
+            self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?;
+        }
         Ok(())
     }
 

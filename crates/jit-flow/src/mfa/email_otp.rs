@@ -155,10 +155,20 @@ impl EmailOtpChallenge {
         Ok((challenge, code))
     }
 
-    /// Checks a code the user entered at `now` (spaces ignored). Every try
-    /// on a live code counts, right or wrong; the right one is accepted
-    /// once.
+    /// Checks a code the user entered at `now` (spaces ignored):
+    /// [`count_attempt`](Self::count_attempt), then [`check`](Self::check).
+    /// Every try on a live code counts, right or wrong; the right one is
+    /// accepted once.
     pub fn verify(&mut self, code: &str, now: OffsetDateTime) -> Result<(), EmailOtpError> {
+        self.count_attempt(now)?;
+        self.check(code)
+    }
+
+    /// Counts one try at `now`, before the code is compared, or refuses it
+    /// unchecked (used, expired, or out of tries). A caller that stores the
+    /// challenge stores the counted try first and compares only once that
+    /// write succeeded, so parallel guesses cannot share a try.
+    pub fn count_attempt(&mut self, now: OffsetDateTime) -> Result<(), EmailOtpError> {
         if self.consumed {
             return Err(EmailOtpError::AlreadyUsed);
         }
@@ -169,12 +179,21 @@ impl EmailOtpChallenge {
             return Err(EmailOtpError::Expired);
         }
         self.attempts += 1;
+        Ok(())
+    }
+
+    /// Compares `code` (spaces ignored) for a try already counted by
+    /// [`count_attempt`](Self::count_attempt); the right code is consumed.
+    pub fn check(&mut self, code: &str) -> Result<(), EmailOtpError> {
+        if self.consumed {
+            return Err(EmailOtpError::AlreadyUsed);
+        }
         let entered: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        if secrets_match(&hash(&self.salt, &entered), &self.code_hash) {
+        if self.attempts > 0 && secrets_match(&hash(&self.salt, &entered), &self.code_hash) {
             self.consumed = true;
             return Ok(());
         }
-        match self.max_attempts - self.attempts {
+        match self.max_attempts.saturating_sub(self.attempts) {
             0 => Err(EmailOtpError::TooManyAttempts),
             remaining => Err(EmailOtpError::Wrong { remaining }),
         }

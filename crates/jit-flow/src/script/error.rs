@@ -58,6 +58,13 @@ pub enum ScriptError {
         "the conditional authentication script took a different path than earlier in this sign-in ({0}); a script must decide the same way each time it runs. Start the sign-in again from the application."
     )]
     Diverged(String),
+    /// A handler (`onLoginRequest`, `onSuccess`, `onFail`) is an `async`
+    /// function or returns a Promise: what it would decide after its first
+    /// `await` never runs, so its decision cannot be trusted.
+    #[error(
+        "the conditional authentication script's {0} returned a Promise (an async function?); handlers must decide synchronously, so the sign-in was stopped. The administrator must fix the script."
+    )]
+    Asynchronous(String),
     /// The engine itself failed.
     #[error("the conditional authentication script could not run: {0}")]
     Engine(String),

@@ -233,7 +233,13 @@ impl ScriptRunner {
 
         let context = surface::new_context(ctx, input).map_err(|e| self.failure(ctx, e, signal, Phase::Setup))?;
         shared.begin_login(ctx, context.clone());
-        let result = entry.call::<_, Value<'js>>((context,)).map(|_| ());
+        let result = match entry.call::<_, Value<'js>>((context,)) {
+            // An async onLoginRequest returns before it decides.
+            Ok(returned) if returned.is_promise() => {
+                Err(shared.overrule(ctx, ScriptError::Asynchronous("onLoginRequest".into())))
+            }
+            other => other.map(|_| ()),
+        };
         shared.release();
 
         // A decision recorded on the Rust side wins over however the

@@ -127,6 +127,15 @@ impl Shared {
         Exception::throw_internal(ctx, STOPPED)
     }
 
+    /// Records `error` in place of any decision taken so far, and unwinds:
+    /// for faults that make whatever the script decided untrustworthy (an
+    /// `async` handler decides after it has returned, i.e. never).
+    pub(super) fn overrule(&self, ctx: &Ctx<'_>, error: ScriptError) -> rquickjs::Error {
+        *self.stop.borrow_mut() = Some(Stop::Error(error));
+        self.signal.stopped.set(true);
+        Exception::throw_internal(ctx, STOPPED)
+    }
+
     fn unwind(&self, ctx: &Ctx<'_>) -> rquickjs::Error {
         Exception::throw_internal(ctx, STOPPED)
     }
@@ -187,7 +196,11 @@ impl Shared {
                 },
             };
             if let Some(handler) = handler {
-                handler.call::<_, Value<'js>>((context,))?;
+                let returned = handler.call::<_, Value<'js>>((context,))?;
+                if returned.is_promise() {
+                    let name = if record.outcome == StepOutcome::Success { "onSuccess" } else { "onFail" };
+                    return Err(self.overrule(ctx, ScriptError::Asynchronous(name.into())));
+                }
             }
             return Ok(());
         }

@@ -382,10 +382,17 @@ fn the_sandbox_offers_no_clock_io_or_randomness() {
         &input(1, &[]),
         "complete",
     );
-    check("var onLoginRequest = async function () { await 0; fail('ran'); };", &input(1, &[]), "complete");
-    // Up to its first await, an async function runs: its stop still counts.
-    check("var onLoginRequest = async function () { fail('sync part'); };", &input(1, &[]), "fail: sync part");
-    check("var onLoginRequest = async function () { executeStep(1); };", &input(1, &[]), "execute 1");
+    // An async handler decides after it returns, i.e. never: whatever its
+    // synchronous part did, it is a script error (fails closed, finding 9).
+    let asynchronous = "error Asynchronous(\"onLoginRequest\")";
+    check("var onLoginRequest = async function () { await 0; fail('ran'); };", &input(1, &[]), asynchronous);
+    check("var onLoginRequest = async function () { fail('sync part'); };", &input(1, &[]), asynchronous);
+    check("var onLoginRequest = async function () { executeStep(1); };", &input(1, &[]), asynchronous);
+    check("var onLoginRequest = function () { return Promise.resolve(); };", &input(1, &[]), asynchronous);
+    let async_on_success = "var onLoginRequest = function () {
+        executeStep(1, { onSuccess: async function () { await 0; executeStep(2); } });
+    };";
+    check(async_on_success, &input(2, &[ok(1, "LOCAL", "alice")]), "error Asynchronous(\"onSuccess\")");
     check_validate("import * as os from 'os';", "error Syntax(");
     // Plain ECMAScript is there.
     let plain = "var onLoginRequest = function (context) {

@@ -1,0 +1,258 @@
+//! The sign-in state machine's rules, checked where they live: the engine
+//! over a real SQLite store, the test IdP on loopback, and a clock that the
+//! tests move (see `bench`). Each test names the rule, or the finding of the
+//! security review (issue 7), that it guards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod bench;
+
+use bench::{Bench, PASSWORD, describe, step};
+use futures::future::join_all;
+use jit_domain::mfa::TotpSecret;
+use jit_flow::mfa::totp;
+use jit_flow::{FlowError, Next, TotpView};
+use time::Duration;
+
+/// The TOTP secret an enrolment page shows.
+fn enrolment_secret(next: &Next) -> TotpSecret {
+    let Next::Show(view) = next else { panic!("expected a page, got {next:?}") };
+    let Some(TotpView::Enrol { otpauth_uri, .. }) = &view.totp else { panic!("expected a TOTP enrolment: {view:?}") };
+    let uri = url::Url::parse(otpauth_uri).unwrap();
+    let secret = uri.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()).unwrap();
+    TotpSecret::new(secret).unwrap()
+}
+
+/// Signs in through `corp` and enrols TOTP (steps `[[corp], [TOTP]]`):
+/// the secret.
+async fn enrol_through_corp(bench: &Bench) -> TotpSecret {
+    let (flow, first) = bench.start().await;
+    assert_eq!(describe(&Ok(first)), "step 1");
+    let redirect = bench.engine.federate(&flow, &bench.csrf(&flow).await, "corp").await.unwrap();
+    let callback = bench.at_idp(&redirect).await;
+    let enrol = bench.engine.callback(Some(&flow), "corp", &callback).await.unwrap();
+    let secret = enrolment_secret(&enrol);
+    let code = totp::code_at(&secret, bench.now()).unwrap();
+    let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&done), "complete");
+    secret
+}
+
+/// Finding 1 (critical): a second pending federation of the same step must
+/// not complete the step after it. Two "continue with corp" clicks, the
+/// first answer completes step 1; the second answer arrives while step 2
+/// (TOTP) is current: refused, nothing changes, TOTP is still required.
+#[tokio::test]
+async fn a_second_pending_federation_cannot_complete_the_next_step() {
+    let bench = Bench::new(vec![step(&["corp"]), step(&["TOTP"])], None).await;
+    let secret = enrol_through_corp(&bench).await;
+    bench.clock.advance(Duration::seconds(30));
+
+    let (flow, _) = bench.start().await;
+    let csrf = bench.csrf(&flow).await;
+    let first = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
+    let second = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
+    let (first, second) = (bench.at_idp(&first).await, bench.at_idp(&second).await);
+    let at_totp = bench.engine.callback(Some(&flow), "corp", &first).await;
+    assert_eq!(describe(&at_totp), "step 2");
+
+    let replayed = bench.engine.callback(Some(&flow), "corp", &second).await;
+    assert!(matches!(replayed, Err(FlowError::StaleStep { .. })), "{}", describe(&replayed));
+    assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2, "the sign-in is still at TOTP");
+    assert_eq!(bench.idp.counters().token, 2, "the stale answer's code was never exchanged");
+
+    let code = totp::code_at(&secret, bench.now()).unwrap();
+    let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&done), "complete");
+}
+
+/// Finding 1: forms are bound to their step too. The CSRF token changes
+/// when a step is entered, so a form of step 1 cannot act on step 2.
+#[tokio::test]
+async fn a_form_of_a_step_already_done_is_refused() {
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["LOCAL", "EMAIL_OTP"])], None).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    let step_one = bench.csrf(&flow).await;
+    let at_two = bench.engine.password(&flow, &step_one, "alice", PASSWORD).await;
+    assert_eq!(describe(&at_two), "step 2");
+    let replayed = bench.engine.password(&flow, &step_one, "alice", PASSWORD).await;
+    assert!(matches!(replayed, Err(FlowError::Csrf)), "{}", describe(&replayed));
+    assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2);
+}
+
+/// Finding 1: an email code belongs to the step that sent it. Leaving the
+/// step (here: completing it) voids every other pending piece of work of
+/// that step.
+#[tokio::test]
+async fn pending_work_of_a_step_dies_with_the_step() {
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"]), step(&["EMAIL_OTP"])], None).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    let sent = bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await;
+    assert!(describe(&sent).starts_with("step 2 notice: We sent a code"), "{}", describe(&sent));
+    let code = bench.outbox.last_code();
+    let at_three = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&at_three), "step 3");
+    // Step 3 offers Email OTP as well: step 2's code is no longer pending.
+    let again = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&again), "step 3 error: Ask for a code first.");
+}
+
+/// Finding 4: Email OTP tries are counted durably before the code is
+/// compared. Eight requests (seven wrong codes and the right one) load the
+/// same stored sign-in at once: only one of them may be checked; the rest
+/// lose the compare-and-swap unchecked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_email_codes_are_counted_before_they_are_checked() {
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
+    let right = bench.outbox.last_code();
+    let wrong = if right == "000000" { "000001".to_owned() } else { "000000".to_owned() };
+    let csrf = bench.csrf(&flow).await;
+
+    let mut codes = vec![wrong; 7];
+    codes.push(right);
+    bench.gate_next_loads(codes.len());
+    let answers = join_all(codes.iter().map(|code| {
+        let (engine, flow, csrf, code) = (bench.engine.clone(), flow.clone(), csrf.clone(), code.clone());
+        tokio::spawn(async move { engine.email_otp(&flow, &csrf, &code).await })
+    }))
+    .await;
+    let answers: Vec<String> = answers.into_iter().map(|a| describe(&a.unwrap())).collect();
+    let checked = answers.iter().filter(|a| !a.contains("Concurrent")).count();
+    assert_eq!(checked, 1, "one request was checked, the others lost the swap: {answers:#?}");
+}
+
+/// Finding 4: the per-sign-in failure counter follows the same rule:
+/// parallel wrong passwords from one loaded state are counted once, and
+/// only the one counted is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_passwords_are_counted_before_they_are_checked() {
+    let bench = Bench::new(vec![step(&["LOCAL"])], None).await;
+    bench.local_user("alice", serde_json::json!({})).await;
+    let (flow, _) = bench.start().await;
+    let csrf = bench.csrf(&flow).await;
+    bench.gate_next_loads(4);
+    let answers = join_all((0..4).map(|i| {
+        let (engine, flow, csrf) = (bench.engine.clone(), flow.clone(), csrf.clone());
+        let password = if i == 3 { PASSWORD.to_owned() } else { format!("guess {i}") };
+        tokio::spawn(async move { engine.password(&flow, &csrf, "alice", &password).await })
+    }))
+    .await;
+    let answers: Vec<String> = answers.into_iter().map(|a| describe(&a.unwrap())).collect();
+    let checked = answers.iter().filter(|a| !a.contains("Concurrent")).count();
+    assert_eq!(checked, 1, "{answers:#?}");
+}
+
+/// The per-sign-in limit: past `max_failures` attempts the sign-in ends,
+/// and the attempt over the limit is not checked (even a right password).
+#[tokio::test]
+async fn a_sign_in_ends_after_too_many_attempts() {
+    let settings = jit_flow::FlowSettings { max_failures: 3, ..Default::default() };
+    let bench = Bench::with_settings(vec![step(&["LOCAL"])], None, settings).await;
+    bench.local_user("alice", serde_json::json!({})).await;
+    let (flow, _) = bench.start().await;
+    let csrf = bench.csrf(&flow).await;
+    for _ in 0..3 {
+        let wrong = bench.engine.password(&flow, &csrf, "alice", "wrong").await;
+        assert_eq!(describe(&wrong), "step 1 error: Wrong username or password.");
+    }
+    let over = bench.engine.password(&flow, &csrf, "alice", PASSWORD).await;
+    assert!(matches!(over, Err(FlowError::TooManyAttempts)), "{}", describe(&over));
+    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the sign-in is gone");
+}
+
+/// Email codes expire on the clock: no sleeping.
+#[tokio::test]
+async fn an_email_code_expires() {
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
+    let code = bench.outbox.last_code();
+    bench.clock.advance(Duration::minutes(10));
+    let late = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&late), "step 2 error: That code has expired. Ask for a new code.");
+}
+
+const LOG_ONLY_ON_FAIL: &str = r"
+var onLoginRequest = function (context) {
+    executeStep(1, {
+        onSuccess: function (context) {
+            executeStep(2, {
+                onFail: function (context) { Log.info('wrong code'); }
+            });
+        }
+    });
+};";
+
+/// Finding 9: scripts fail closed. After a wrong TOTP code, a script whose
+/// `onFail` only logs asks for nothing more: the sign-in ends failed, it
+/// never completes with the first factor alone.
+#[tokio::test]
+async fn a_failed_step_without_a_decision_ends_the_sign_in() {
+    let bench = Bench::new(vec![step(&["corp"]), step(&["TOTP"])], Some(LOG_ONLY_ON_FAIL)).await;
+    enrol_through_corp(&bench).await;
+    bench.clock.advance(Duration::seconds(30));
+    let (flow, _) = bench.start().await;
+    let redirect = bench.engine.federate(&flow, &bench.csrf(&flow).await, "corp").await.unwrap();
+    let at_totp = bench.engine.callback(Some(&flow), "corp", &bench.at_idp(&redirect).await).await;
+    assert_eq!(describe(&at_totp), "step 2");
+    let wrong = bench.engine.totp(&flow, &bench.csrf(&flow).await, "000000").await;
+    let wrong = if matches!(wrong, Ok(Next::Complete(_))) { panic!("fail open") } else { wrong };
+    // (000000 could be the right code once in a million runs: then step 2
+    // is simply done. Otherwise the sign-in ends.)
+    assert!(matches!(wrong, Err(FlowError::StepFailed { step: 2 })), "{}", describe(&wrong));
+    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the sign-in is over");
+}
+
+/// A failed step without `onFail` is tried again (the seeds' script).
+#[tokio::test]
+async fn a_failed_step_without_on_fail_is_tried_again() {
+    let seeds = "var localAuthenticator = 'LOCAL';
+var onLoginRequest = function (context) {
+    executeStep(1, {
+        onSuccess: function (context) {
+            var step = context.steps[1];
+            if (step.idp == localAuthenticator) {
+                executeStep(2); // MFA Step
+            }
+        }
+    });
+};";
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], Some(seeds)).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
+    let right = bench.outbox.last_code();
+    let wrong = if right == "000000" { "000001" } else { "000000" };
+    let again = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, wrong).await;
+    assert_eq!(describe(&again), "step 2 error: That code is not right. 4 attempt(s) left for this code.");
+    let done = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, &right).await;
+    assert_eq!(describe(&done), "complete");
+}
+
+/// Finding 9: an `async` handler returns before it decides; it is a script
+/// error, never a completed sign-in.
+#[tokio::test]
+async fn an_async_handler_is_a_script_error() {
+    let script = "var onLoginRequest = function (context) {
+    executeStep(1, { onSuccess: async function (context) { await null; executeStep(2); } });
+};";
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], Some(script)).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let (flow, _) = bench.start().await;
+    let after = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    assert!(
+        matches!(&after, Err(FlowError::Script(jit_flow::script::ScriptError::Asynchronous(h))) if h == "onSuccess"),
+        "{}",
+        describe(&after)
+    );
+}
