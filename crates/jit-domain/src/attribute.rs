@@ -124,7 +124,11 @@ impl From<&str> for AttributeValue {
 pub enum Normalization {
     /// Surrounding white space is ignored; case matters.
     Exact,
-    /// Surrounding white space and case are ignored (usernames, emails).
+    /// Surrounding white space and ASCII case are ignored (usernames,
+    /// emails). Only ASCII letters fold: `K` and the Kelvin sign `\u{212A}`,
+    /// or `ß` and `ss`, stay different, because a mail system may deliver
+    /// them to different mailboxes and Unicode folding would let one
+    /// address stand in for another.
     CaseInsensitive,
 }
 
@@ -134,7 +138,7 @@ impl Normalization {
         let trimmed = value.trim();
         match self {
             Self::Exact => trimmed.to_owned(),
-            Self::CaseInsensitive => trimmed.to_lowercase(),
+            Self::CaseInsensitive => trimmed.to_ascii_lowercase(),
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::schema::{AttributeSchema, EMAIL, USERNAME, is_system};
 
 /// The claim that says whether the IdP verified the email address.
 pub const EMAIL_VERIFIED_CLAIM: &str = "email_verified";
+/// The claim whose value `email_verified` speaks about.
+pub const EMAIL_CLAIM: &str = "email";
 /// Longest claim name accepted.
 pub const MAX_CLAIM_NAME_LEN: usize = 256;
 
@@ -42,7 +44,8 @@ const STANDARD_MAPPINGS: &[(&str, &str)] = &[
 pub struct MappedClaims {
     /// The local attributes.
     pub attributes: Attributes,
-    /// Whether the IdP marked the email as verified.
+    /// Whether the IdP verified the mapped `email` (see
+    /// [`ClaimMapping::map_documents`]).
     pub email_verified: bool,
 }
 
@@ -100,14 +103,32 @@ impl ClaimMapping {
         Ok(())
     }
 
-    /// Maps `claims` (an ID token's or userinfo's JSON object) to attributes.
-    /// Absent and `null` claims are skipped; strings, numbers and booleans
-    /// become strings; arrays of those become multiple values. Values are
-    /// checked against the schema (arity, size).
+    /// Maps `claims` (one JSON object, e.g. an ID token's) to attributes;
+    /// see [`map_documents`](Self::map_documents).
     pub fn map(&self, claims: &Map<String, Value>, schema: &AttributeSchema) -> Result<MappedClaims, MappingError> {
+        self.map_documents(&[claims], schema)
+    }
+
+    /// Maps the claims of several documents of one sign-in (userinfo, then
+    /// the ID token: the first that has a claim gives its value) to
+    /// attributes. Absent and `null` claims are skipped; strings, numbers
+    /// and booleans become strings; arrays of those become multiple values.
+    /// Values are checked against the schema (arity, size).
+    ///
+    /// The email counts as verified only if the `email` attribute is mapped
+    /// from the `email` claim and a document carrying that exact value as
+    /// its `email` says `email_verified: true` (or `"true"`) itself: a flag
+    /// never vouches for a value from another claim (`upn` mapped onto
+    /// `email`) or from another document (userinfo's address under the ID
+    /// token's flag).
+    pub fn map_documents(
+        &self,
+        documents: &[&Map<String, Value>],
+        schema: &AttributeSchema,
+    ) -> Result<MappedClaims, MappingError> {
         let mut attributes = Attributes::new();
         for (claim, attribute) in &self.entries {
-            let Some(value) = claims.get(claim) else { continue };
+            let Some(value) = documents.iter().find_map(|d| d.get(claim).filter(|v| !v.is_null())) else { continue };
             let unsupported = || MappingError::UnsupportedValue { claim: claim.clone(), attribute: attribute.clone() };
             let Some(values) = json_values(value).map_err(|()| unsupported())? else { continue };
             let multi = schema.get(attribute.as_str()).is_some_and(|d| d.multi_valued);
@@ -128,7 +149,19 @@ impl ClaimMapping {
             };
             MappingError::Invalid { claim: claim.unwrap_or_default(), source }
         })?;
-        Ok(MappedClaims { attributes, email_verified: email_verified(claims) })
+        let email_verified = self.email_verified(documents, &attributes);
+        Ok(MappedClaims { attributes, email_verified })
+    }
+
+    /// Whether the mapped email is vouched for by a document that carries
+    /// exactly that value under `email` with its own `email_verified`.
+    fn email_verified(&self, documents: &[&Map<String, Value>], attributes: &Attributes) -> bool {
+        let from_email_claim = self.entries.get(EMAIL_CLAIM).is_some_and(|attribute| attribute.as_str() == EMAIL);
+        let Some(value) = attributes.get(EMAIL).and_then(|v| v.single()) else { return false };
+        from_email_claim
+            && documents.iter().any(|document| {
+                document.get(EMAIL_CLAIM).and_then(Value::as_str) == Some(value) && email_verified(document)
+            })
     }
 
     fn claim_of(&self, attribute: &AttributeName) -> Option<String> {
@@ -207,6 +240,50 @@ mod tests {
         check(json!({"email_verified": false}), false);
         check(json!({"email_verified": "yes"}), false);
         check(json!({}), false);
+    }
+
+    /// Finding 3 of the security review: `email_verified` vouches only for
+    /// the value it came with.
+    #[test]
+    fn email_verified_is_tied_to_its_value_and_document() {
+        let schema = AttributeSchema::standard();
+        let doc = |v: Value| match v {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let check = |mapping: &ClaimMapping, documents: &[Value], email: &str, verified: bool| {
+            let documents: Vec<Map<String, Value>> = documents.iter().cloned().map(doc).collect();
+            let refs: Vec<&Map<String, Value>> = documents.iter().collect();
+            let mapped = mapping.map_documents(&refs, &schema).unwrap();
+            assert_eq!(mapped.attributes.get(EMAIL).and_then(|v| v.single()), Some(email), "{documents:?}");
+            assert_eq!(mapped.email_verified, verified, "{documents:?}");
+        };
+        let standard = ClaimMapping::standard();
+        let id_token = json!({"email": "mallory@evil.test", "email_verified": true});
+        check(&standard, std::slice::from_ref(&id_token), "mallory@evil.test", true);
+        // (b) userinfo's other address, without a flag, under the ID token's flag.
+        check(&standard, &[json!({"email": "victim@corp.test"}), id_token.clone()], "victim@corp.test", false);
+        // The same address in both: the ID token's flag vouches for it.
+        check(&standard, &[json!({"email": "mallory@evil.test"}), id_token.clone()], "mallory@evil.test", true);
+        // A flag for another spelling vouches for nothing.
+        check(&standard, &[json!({"email": "Mallory@evil.test", "email_verified": true})], "Mallory@evil.test", true);
+        check(
+            &standard,
+            &[json!({"email": "victim@corp.test"}), json!({"email": "Victim@corp.test", "email_verified": true})],
+            "victim@corp.test",
+            false,
+        );
+        // (a) upn mapped onto email, beside a verified email of the attacker.
+        let upn = ClaimMapping::standard().with_overrides(&overrides(&[("upn", "email")]));
+        check(
+            &upn,
+            &[json!({"email": "mallory@evil.test", "email_verified": true, "upn": "victim@corp.test"})],
+            "victim@corp.test",
+            false,
+        );
+        // Cognito-style string flags.
+        check(&standard, &[json!({"email": "a@corp.test", "email_verified": "true"})], "a@corp.test", true);
+        check(&standard, &[json!({"email": "a@corp.test", "email_verified": "false"})], "a@corp.test", false);
     }
 
     #[test]

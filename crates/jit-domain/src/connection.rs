@@ -80,6 +80,13 @@ pub enum SyncMethod {
 }
 
 /// "Federated attribute X equals local attribute Y".
+///
+/// A rule links only on a value somebody vouches for: a federated `email`
+/// is proven by the IdP's `email_verified` for that value (or the policy's
+/// `trust_email`); any other federated attribute only by `trusted: true`,
+/// the administrator's statement that this IdP is authoritative for it.
+/// A rule whose local attribute is `email` only ever links into an account
+/// whose email is verified.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkRule {
@@ -87,19 +94,30 @@ pub struct LinkRule {
     pub federated: AttributeName,
     /// The local attribute it must equal; must be unique.
     pub local: AttributeName,
+    /// The IdP is authoritative for the federated attribute: its values are
+    /// linked on without further proof. Required for every federated
+    /// attribute but `email`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
 }
 
 impl LinkRule {
     /// The rule used when linking is on and no rules are configured:
     /// email equals email.
     pub fn default_email() -> Self {
-        Self { federated: AttributeName::known(EMAIL), local: AttributeName::known(EMAIL) }
+        Self { federated: AttributeName::known(EMAIL), local: AttributeName::known(EMAIL), trusted: false }
     }
 
-    /// Whether the rule compares emails, so that it may only link on a
-    /// verified (or trusted) email.
-    pub fn involves_email(&self) -> bool {
-        self.federated.as_str() == EMAIL || self.local.as_str() == EMAIL
+    /// Whether some proof can back the rule's federated value: it is
+    /// trusted, or it is the email (proven per sign-in by `email_verified`).
+    pub fn can_be_proven(&self) -> bool {
+        self.trusted || self.federated.as_str() == EMAIL
+    }
+
+    /// Whether the rule's local target is the email, so that only accounts
+    /// with a verified email may be linked through it.
+    pub fn targets_email(&self) -> bool {
+        self.local.as_str() == EMAIL
     }
 }
 
@@ -146,7 +164,9 @@ pub struct JitPolicy {
     pub enabled: bool,
     /// How an existing account's attributes follow the IdP.
     pub sync_method: SyncMethod,
-    /// Link on emails the IdP did not mark verified.
+    /// Treat the IdP's emails as verified even without `email_verified`:
+    /// for linking, and for marking the emails of accounts it creates or
+    /// updates as verified. Only for IdPs that verify every address.
     pub trust_email: bool,
     /// Local account linking.
     pub linking: LinkingPolicy,
@@ -165,7 +185,7 @@ impl Default for JitPolicy {
 
 impl JitPolicy {
     /// Checks the rules against the schema: at most two, known attributes,
-    /// and unique local targets.
+    /// unique local targets, and a proof for each (see [`LinkRule`]).
     pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
         if self.linking.rules.len() > 2 {
             return Err(ConfigError::TooManyLinkRules(self.linking.rules.len()));
@@ -179,6 +199,12 @@ impl JitPolicy {
             }
             if !schema.is_unique(rule.local.as_str()) {
                 return Err(ConfigError::NonUniqueLinkTarget(rule.local.clone()));
+            }
+            if !rule.can_be_proven() {
+                return Err(ConfigError::UntrustedLinkRule {
+                    federated: rule.federated.clone(),
+                    local: rule.local.clone(),
+                });
             }
         }
         Ok(())
@@ -293,7 +319,15 @@ mod tests {
     use crate::schema::AttributeDefinition;
 
     fn rule(federated: &str, local: &str) -> LinkRule {
-        LinkRule { federated: AttributeName::new(federated).unwrap(), local: AttributeName::new(local).unwrap() }
+        LinkRule {
+            federated: AttributeName::new(federated).unwrap(),
+            local: AttributeName::new(local).unwrap(),
+            trusted: false,
+        }
+    }
+
+    fn trusted(federated: &str, local: &str) -> LinkRule {
+        LinkRule { trusted: true, ..rule(federated, local) }
     }
 
     fn policy_with(rules: Vec<LinkRule>) -> JitPolicy {
@@ -318,8 +352,9 @@ mod tests {
         let schema = AttributeSchema::standard();
         let check = |rules: Vec<LinkRule>| policy_with(rules).validate(&schema).map_err(|e| e.to_string());
         assert!(check(vec![rule("email", "email")]).is_ok());
-        assert!(check(vec![rule("email", "email"), rule("username", "username")]).is_ok());
-        assert!(check(vec![rule("given_name", "given_name")]).is_err_and(|e| e.contains("not unique")));
+        assert!(check(vec![rule("email", "email"), trusted("username", "username")]).is_ok());
+        assert!(check(vec![rule("email", "username")]).is_ok(), "a verified email may find a username");
+        assert!(check(vec![trusted("given_name", "given_name")]).is_err_and(|e| e.contains("not unique")));
         assert!(check(vec![rule("email", "shoe_size")]).is_err_and(|e| e.contains("unknown attribute")));
         assert!(check(vec![rule("email", "email"); 3]).is_err_and(|e| e.contains("at most two")));
         assert!(check(vec![rule("email", "password")]).is_err_and(|e| e.contains("system attribute")));
@@ -335,7 +370,28 @@ mod tests {
                 normalization: Normalization::Exact,
             })
             .unwrap();
-        assert!(policy_with(vec![rule("employee_id", "employee_id")]).validate(&schema).is_ok());
+        assert!(policy_with(vec![trusted("employee_id", "employee_id")]).validate(&schema).is_ok());
+    }
+
+    /// Finding 7 of the security review: a rule on anything but email
+    /// needs the administrator's word that the IdP is authoritative for it.
+    #[test]
+    fn rules_on_unproven_attributes_must_be_trusted() {
+        let schema = AttributeSchema::standard();
+        let refused = policy_with(vec![rule("username", "username")]).validate(&schema);
+        assert!(
+            matches!(&refused, Err(ConfigError::UntrustedLinkRule { .. }))
+                && refused.as_ref().is_err_and(|e| e.to_string().contains("\"trusted\": true")),
+            "{refused:?}"
+        );
+        assert!(policy_with(vec![rule("email", "email"), rule("username", "email")]).validate(&schema).is_err());
+        let json = r#"{"federated": "username", "local": "username", "trusted": true}"#;
+        let parsed: LinkRule = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed, trusted("username", "username"));
+        assert_eq!(
+            serde_json::to_value(rule("email", "email")).unwrap(),
+            serde_json::json!({"federated": "email", "local": "email"})
+        );
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub enum ConfigError {
         "linking rule targets local attribute {0:?}, which is not unique: use username, email, or an attribute declared unique"
     )]
     NonUniqueLinkTarget(AttributeName),
+    /// A linking rule on an attribute no IdP proves: only `email` is proven
+    /// (by `email_verified` or the connection's `trust_email`); any other
+    /// federated attribute must be declared authoritative.
+    #[error(
+        "linking rule {federated:?} = {local:?} links on a value the identity provider does not prove: only email is proven (by email_verified, or trust_email on the connection). If this IdP is authoritative for {federated:?}, set \"trusted\": true on the rule; otherwise an attacker who controls their own {federated:?} at the IdP could take over the local account that has it"
+    )]
+    UntrustedLinkRule {
+        /// The federated attribute.
+        federated: AttributeName,
+        /// The local attribute.
+        local: AttributeName,
+    },
     /// More than a first and a fallback rule.
     #[error("at most two linking rules are allowed (a first match rule and a fallback rule), got {0}")]
     TooManyLinkRules(usize),

@@ -99,6 +99,9 @@ pub struct NewLocalUser {
     pub attributes: Attributes,
     /// The password's PHC-format hash, if the user may sign in locally.
     pub password_hash: Option<String>,
+    /// Whether the administrator vouches for the email (see
+    /// [`LocalUser::email_verified`]).
+    pub email_verified: bool,
 }
 
 /// Local users.
@@ -113,6 +116,11 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError>;
     /// Users whose attribute `name` has `value` (normalised as the schema says).
     async fn find_users(&self, name: &AttributeName, value: &str, limit: u64) -> Result<Vec<LocalUser>, StoreError>;
+    /// Marks the user's email verified, if it is still `address` (compared
+    /// normalised): the user proved control of it (a completed Email OTP).
+    /// False, and nothing changes, if the user is gone, the email changed,
+    /// or another account holds the address verified already.
+    async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError>;
     /// The password hash of a user, if set.
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
     /// The federated identities associated with a user.

@@ -8,14 +8,14 @@
 //! 2. the store looks them up and fills [`Lookups`];
 //! 3. [`decide`] returns exactly one [`Decision`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{AttributeName, Attributes};
-use crate::connection::{JitPolicy, LinkRule};
-use crate::schema::{AttributeSchema, USERNAME, is_sync_protected};
+use crate::connection::{ConnectionName, JitPolicy, LinkRule};
+use crate::schema::{AttributeSchema, EMAIL, USERNAME, is_sync_protected};
 use crate::sync::{AttributeUpdate, plan_update};
 use crate::user::{FederatedIdentity, LocalUser, MAX_USERNAME_LEN, UserId, Username};
 
@@ -29,11 +29,13 @@ pub struct LookupKey {
     pub normalized: String,
 }
 
-/// What the store found for each [`LookupKey`]. A key with no entry found
-/// no user.
+/// What the store found for each [`LookupKey`], and the connections each
+/// user found already has an identity at. A key with no entry found no
+/// user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lookups {
     found: BTreeMap<LookupKey, Vec<LocalUser>>,
+    identities: BTreeMap<UserId, BTreeSet<ConnectionName>>,
 }
 
 impl Lookups {
@@ -42,9 +44,24 @@ impl Lookups {
         self.found.insert(key, users);
     }
 
+    /// Records that `user` has an identity at `connection`.
+    pub fn insert_identity(&mut self, user: UserId, connection: ConnectionName) {
+        self.identities.entry(user).or_default().insert(connection);
+    }
+
     /// The users found for `key`.
     pub fn get(&self, key: &LookupKey) -> &[LocalUser] {
         self.found.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `user` already has an identity at `connection`.
+    pub fn has_identity_at(&self, user: UserId, connection: &ConnectionName) -> bool {
+        self.identities.get(&user).is_some_and(|connections| connections.contains(connection))
+    }
+
+    /// Every user found, once.
+    pub fn users(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.found.values().flatten().map(|user| user.id).collect::<BTreeSet<_>>().into_iter()
     }
 }
 
@@ -80,9 +97,14 @@ pub enum Refusal {
         /// How many accounts it matched.
         matches: usize,
     },
-    /// A local account has this email, but the IdP did not verify it and the
-    /// connection does not trust its emails.
-    UnverifiedEmail,
+    /// The account a rule matched already has an identity at this
+    /// connection (another subject of the same IdP): an address recycled
+    /// at the IdP, or an attempt to take the account over. Nothing is
+    /// linked; an administrator can unlink the old identity.
+    AlreadyLinked {
+        /// The rule that matched.
+        rule: LinkRule,
+    },
     /// A unique value the IdP sent already belongs to another account, which
     /// this sign-in may not take over.
     UniqueValueTaken {
@@ -103,9 +125,11 @@ impl fmt::Display for Refusal {
                 "linking rule {} = {} matched {matches} local accounts; none was linked",
                 rule.federated, rule.local
             ),
-            Self::UnverifiedEmail => f.write_str(
-                "a local account has this email address, but the identity provider did not mark it as verified, \
-                 so it cannot be linked",
+            Self::AlreadyLinked { rule } => write!(
+                f,
+                "the local account whose {} matches this user's {} is already linked to another user of this \
+                 identity provider, so it was not linked again; ask an administrator",
+                rule.local, rule.federated
             ),
             Self::UniqueValueTaken { attribute } => {
                 write!(f, "the {attribute} sent by the identity provider already belongs to another local account")
@@ -130,6 +154,8 @@ pub enum Decision {
         user: UserId,
         /// Its synchronised attributes.
         update: AttributeUpdate,
+        /// Whether its email is verified afterwards.
+        email_verified: bool,
     },
     /// A linking rule matched this account: associate, then sync.
     Link {
@@ -139,6 +165,8 @@ pub enum Decision {
         matched: MatchedRule,
         /// Its synchronised attributes.
         update: AttributeUpdate,
+        /// Whether its email is verified afterwards.
+        email_verified: bool,
     },
     /// Create an account and associate the identity with it.
     Create {
@@ -146,6 +174,9 @@ pub enum Decision {
         username: Username,
         /// Its attributes.
         attributes: Attributes,
+        /// Whether its email is verified (the IdP verified it, or the
+        /// connection is trusted for email).
+        email_verified: bool,
     },
     /// Refuse the sign-in; nothing is written but the audit event.
     Refuse(Refusal),
@@ -167,15 +198,24 @@ pub struct ProvisioningInput<'a> {
 }
 
 /// The lookups [`decide`] needs: one per linking rule whose federated
-/// attribute was received, one per received unique attribute, and the
-/// fallback username. Empty when JIT is off.
+/// value was received and is proven (see [`LinkRule`]: an unproven value
+/// finds nobody), one per received unique attribute, and the fallback
+/// username. Empty when JIT is off. The store also reports, for every user
+/// found, the connections it has identities at.
 pub fn plan_lookups(policy: &JitPolicy, schema: &AttributeSchema, identity: &FederatedIdentity) -> Vec<LookupKey> {
     if !policy.enabled {
         return Vec::new();
     }
     let mut keys: Vec<LookupKey> = Vec::new();
     if policy.linking.enabled {
-        keys.extend(policy.linking.effective_rules().iter().filter_map(|rule| rule_key(schema, identity, rule)));
+        keys.extend(
+            policy
+                .linking
+                .effective_rules()
+                .iter()
+                .filter(|rule| proven(policy, identity, rule))
+                .filter_map(|rule| rule_key(schema, identity, rule)),
+        );
     }
     keys.extend(
         identity
@@ -193,6 +233,14 @@ pub fn plan_lookups(policy: &JitPolicy, schema: &AttributeSchema, identity: &Fed
 }
 
 /// Decides what happens. Assumes the lookups of [`plan_lookups`] were done.
+///
+/// Linking, rule by rule (first, then fallback): a rule whose federated
+/// value is not proven is skipped; a rule on `email` sees only accounts
+/// whose email is verified; one account found is linked unless it already
+/// has an identity at this connection ([`Refusal::AlreadyLinked`]); several
+/// are [`Refusal::AmbiguousMatch`]. Without a link, an account is created
+/// (unless provisioning is skipped), its email marked verified only if the
+/// IdP proved it.
 pub fn decide(input: ProvisioningInput<'_>) -> Decision {
     let ProvisioningInput { policy, schema, identity, associated, lookups } = input;
     if !policy.enabled {
@@ -200,26 +248,35 @@ pub fn decide(input: ProvisioningInput<'_>) -> Decision {
     }
     if let Some(user) = associated {
         let update = plan_update(policy.sync_method, &user.attributes, &identity.attributes);
-        return match taken_unique_value(schema, lookups, &update.attributes, Some(user.id)) {
+        let email_verified = email_verified_after(schema, policy, identity, Some(user), &update.attributes);
+        return match taken_unique_value(schema, lookups, &update.attributes, Some(user.id), email_verified) {
             Some(attribute) => Decision::Refuse(Refusal::UniqueValueTaken { attribute }),
-            None => Decision::SignIn { user: user.id, update },
+            None => Decision::SignIn { user: user.id, update, email_verified },
         };
     }
     if policy.linking.enabled {
         for (index, rule) in policy.linking.effective_rules().into_iter().enumerate() {
+            if !proven(policy, identity, &rule) {
+                continue;
+            }
             let Some(key) = rule_key(schema, identity, &rule) else { continue };
-            let matches = lookups.get(&key);
-            match matches {
+            let candidates: Vec<&LocalUser> =
+                lookups.get(&key).iter().filter(|user| !rule.targets_email() || user.email_verified).collect();
+            match candidates.as_slice() {
                 [] => continue,
-                _ if rule.involves_email() && !identity.email_verified && !policy.trust_email => {
-                    return Decision::Refuse(Refusal::UnverifiedEmail);
+                [user] if lookups.has_identity_at(user.id, &identity.connection) => {
+                    return Decision::Refuse(Refusal::AlreadyLinked { rule });
                 }
                 [user] => {
                     let update = plan_update(policy.sync_method, &user.attributes, &identity.attributes);
-                    if let Some(attribute) = taken_unique_value(schema, lookups, &update.attributes, Some(user.id)) {
+                    let email_verified = email_verified_after(schema, policy, identity, Some(user), &update.attributes);
+                    if let Some(attribute) =
+                        taken_unique_value(schema, lookups, &update.attributes, Some(user.id), email_verified)
+                    {
                         return Decision::Refuse(Refusal::UniqueValueTaken { attribute });
                     }
-                    return Decision::Link { user: user.id, matched: MatchedRule { index, rule }, update };
+                    let matched = MatchedRule { index, rule };
+                    return Decision::Link { user: user.id, matched, update, email_verified };
                 }
                 several => {
                     return Decision::Refuse(Refusal::AmbiguousMatch { rule, matches: several.len() });
@@ -230,21 +287,52 @@ pub fn decide(input: ProvisioningInput<'_>) -> Decision {
     if policy.linking.skip_provisioning_without_match {
         return Decision::Refuse(Refusal::NoMatchingAccount);
     }
-    create(schema, identity, lookups)
+    create(schema, policy, identity, lookups)
 }
 
-fn create(schema: &AttributeSchema, identity: &FederatedIdentity, lookups: &Lookups) -> Decision {
+fn create(schema: &AttributeSchema, policy: &JitPolicy, identity: &FederatedIdentity, lookups: &Lookups) -> Decision {
     let mut attributes = identity.attributes.clone();
     attributes.retain(|name| !is_sync_protected(name.as_str()));
-    if let Some(attribute) = taken_unique_value(schema, lookups, &attributes, None) {
+    let email_verified = email_verified_after(schema, policy, identity, None, &attributes);
+    if let Some(attribute) = taken_unique_value(schema, lookups, &attributes, None, email_verified) {
         return Decision::Refuse(Refusal::UniqueValueTaken { attribute });
     }
     let free = |username: &Username| lookups.get(&username_key(username)).is_empty();
     let received = identity.attributes.get(USERNAME).and_then(|v| v.single()).and_then(|u| Username::new(u).ok());
     match received.filter(free).or_else(|| fallback_username(identity).filter(free)) {
-        Some(username) => Decision::Create { username, attributes },
+        Some(username) => Decision::Create { username, attributes, email_verified },
         None => Decision::Refuse(Refusal::UniqueValueTaken { attribute: AttributeName::known(USERNAME) }),
     }
+}
+
+/// Whether the federated value of `rule` is proven: the rule is trusted,
+/// or it links on the email and the IdP verified that very value (or the
+/// connection is trusted for email).
+pub fn proven(policy: &JitPolicy, identity: &FederatedIdentity, rule: &LinkRule) -> bool {
+    rule.trusted || (rule.federated.as_str() == EMAIL && proves_email(policy, identity))
+}
+
+/// Whether this sign-in vouches for the received email.
+fn proves_email(policy: &JitPolicy, identity: &FederatedIdentity) -> bool {
+    policy.trust_email || identity.email_verified
+}
+
+/// Whether an account whose attributes become `attributes` has a verified
+/// email: the IdP proved that address now, or the account (`current`)
+/// already had it verified. Any other email is unverified.
+fn email_verified_after(
+    schema: &AttributeSchema,
+    policy: &JitPolicy,
+    identity: &FederatedIdentity,
+    current: Option<&LocalUser>,
+    attributes: &Attributes,
+) -> bool {
+    let email =
+        |attributes: &Attributes| attributes.get(EMAIL).and_then(|v| v.single()).map(|v| schema.normalize(EMAIL, v));
+    let Some(new) = email(attributes) else { return false };
+    let proven_now = proves_email(policy, identity) && email(&identity.attributes).as_ref() == Some(&new);
+    let kept = current.is_some_and(|user| user.email_verified && email(&user.attributes).as_ref() == Some(&new));
+    proven_now || kept
 }
 
 /// The username given to a new account whose IdP sent none (or one that is
@@ -255,18 +343,27 @@ pub fn fallback_username(identity: &FederatedIdentity) -> Option<Username> {
     Username::new(name.trim()).ok()
 }
 
-/// The first unique attribute of `attributes` whose value belongs to an
-/// account other than `owner`.
+/// The first attribute of `attributes` that the account would hold
+/// uniquely (see [`AttributeSchema::holds_uniquely`]) while another account
+/// than `owner` holds it uniquely already.
 fn taken_unique_value(
     schema: &AttributeSchema,
     lookups: &Lookups,
     attributes: &Attributes,
     owner: Option<UserId>,
+    email_verified: bool,
 ) -> Option<AttributeName> {
-    attributes.iter().filter(|(name, _)| schema.is_unique(name.as_str())).find_map(|(name, value)| {
-        let key = key(schema, name, value.single()?);
-        lookups.get(&key).iter().any(|user| Some(user.id) != owner).then(|| name.clone())
-    })
+    attributes.iter().filter(|(name, _)| schema.holds_uniquely(name.as_str(), email_verified)).find_map(
+        |(name, value)| {
+            let key = key(schema, name, value.single()?);
+            lookups
+                .get(&key)
+                .iter()
+                .filter(|user| schema.holds_uniquely(name.as_str(), user.email_verified))
+                .any(|user| Some(user.id) != owner)
+                .then(|| name.clone())
+        },
+    )
 }
 
 fn rule_key(schema: &AttributeSchema, identity: &FederatedIdentity, rule: &LinkRule) -> Option<LookupKey> {

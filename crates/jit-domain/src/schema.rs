@@ -162,6 +162,15 @@ impl AttributeSchema {
         self.get(name).is_some_and(|d| d.unique)
     }
 
+    /// Whether an account's value of `name` holds that value exclusively:
+    /// the attribute is unique, and for `email`, the account's email is
+    /// verified. An unverified email claims nothing, so that nobody can
+    /// squat an address (and block or later take over its owner's account)
+    /// by signing in somewhere that does not verify it.
+    pub fn holds_uniquely(&self, name: &str, email_verified: bool) -> bool {
+        self.is_unique(name) && (name != EMAIL || email_verified)
+    }
+
     /// All definitions in name order.
     pub fn definitions(&self) -> impl Iterator<Item = &AttributeDefinition> {
         self.definitions.values()
@@ -186,14 +195,16 @@ impl AttributeSchema {
         Ok(())
     }
 
-    /// The index entries for `attributes`, one per value. Attributes the
-    /// schema does not know are indexed as exact, non-unique values.
-    pub fn index(&self, attributes: &Attributes) -> Vec<IndexedValue> {
+    /// The index entries for `attributes` of an account whose email is
+    /// verified or not, one per value. Attributes the schema does not know
+    /// are indexed as exact, non-unique values; an unverified `email` is
+    /// not unique either (see [`holds_uniquely`](Self::holds_uniquely)).
+    pub fn index(&self, attributes: &Attributes, email_verified: bool) -> Vec<IndexedValue> {
         attributes
             .iter()
             .flat_map(|(name, value)| {
-                let (unique, normalization) =
-                    self.get(name.as_str()).map_or((false, Normalization::Exact), |d| (d.unique, d.normalization));
+                let unique = self.holds_uniquely(name.as_str(), email_verified);
+                let normalization = self.get(name.as_str()).map_or(Normalization::Exact, |d| d.normalization);
                 value.values().iter().enumerate().map(move |(position, v)| IndexedValue {
                     name: name.clone(),
                     position,
@@ -278,9 +289,10 @@ mod tests {
         let schema = AttributeSchema::standard();
         let attrs: Attributes =
             serde_json::from_str(r#"{"email":"A@B.c","groups":["x","y"]}"#).unwrap_or_else(|e| unreachable!("{e}"));
-        let index = schema.index(&attrs);
+        let index = schema.index(&attrs, true);
         assert_eq!(index.len(), 3);
         assert!(index[0].unique && index[0].normalized == "a@b.c" && index[0].value == "A@B.c");
         assert!(!index[1].unique && index[2].position == 1);
+        assert!(!schema.index(&attrs, false)[0].unique, "an unverified email holds nothing");
     }
 }

@@ -51,9 +51,10 @@ impl Username {
         &self.0
     }
 
-    /// The comparable form: usernames are unique case-insensitively.
+    /// The comparable form: usernames are unique ignoring ASCII case (see
+    /// [`Normalization::CaseInsensitive`](crate::attribute::Normalization)).
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        self.0.to_ascii_lowercase()
     }
 }
 
@@ -87,6 +88,13 @@ pub struct LocalUser {
     pub username: Username,
     /// Profile attributes (never `username` or a system attribute).
     pub attributes: Attributes,
+    /// Whether the account's `email` is verified (a system attribute): set
+    /// by an IdP that verified that very value (or a connection trusted
+    /// for email), by an administrator, or by a completed Email OTP. Only
+    /// a verified email holds the address uniquely, and only an account
+    /// with a verified email can be linked on it.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// The subject identifier an IdP gives a user (`sub`).
@@ -141,7 +149,9 @@ pub struct FederatedIdentity {
     pub subject: Subject,
     /// The mapped attributes (may include `username`).
     pub attributes: Attributes,
-    /// Whether the IdP marked the email as verified (`email_verified`).
+    /// Whether the IdP verified the mapped `email`: `email_verified` was
+    /// true in the same document that carried that exact value under the
+    /// `email` claim (see [`ClaimMapping::map`](crate::claims::ClaimMapping::map)).
     pub email_verified: bool,
 }
 

@@ -52,14 +52,19 @@ fn policy() -> impl Strategy<Value = JitPolicy> {
         vec![("employee_id", "employee_id"), ("email", "email")],
         vec![("username", "username"), ("email", "email")],
     ]);
-    (any::<bool>(), method(), any::<bool>(), any::<bool>(), rule_sets, any::<bool>()).prop_map(
-        |(enabled, sync_method, trust_email, linking, rules, skip)| JitPolicy {
+    // Rules on non-email attributes are trusted or not at random: an
+    // untrusted one fails validation, and must be harmless even so.
+    (any::<bool>(), method(), any::<bool>(), any::<bool>(), rule_sets, any::<bool>(), any::<bool>()).prop_map(
+        |(enabled, sync_method, trust_email, linking, rules, skip, trust_rules)| JitPolicy {
             enabled,
             sync_method,
             trust_email,
             linking: LinkingPolicy {
                 enabled: linking,
-                rules: rules.into_iter().map(|(f, l)| rule(f, l)).collect(),
+                rules: rules
+                    .into_iter()
+                    .map(|(f, l)| LinkRule { trusted: trust_rules && f != "email", ..rule(f, l) })
+                    .collect(),
                 skip_provisioning_without_match: skip,
             },
         },
@@ -67,24 +72,26 @@ fn policy() -> impl Strategy<Value = JitPolicy> {
 }
 
 /// A small world of users whose values often collide, so that matches,
-/// ambiguity and taken values all occur.
-fn world() -> impl Strategy<Value = Vec<LocalUser>> {
-    proptest::collection::vec((proptest::sample::select(&["ann", "bob", "cy"][..]), received()), 0..4).prop_map(
-        |users| {
-            users
-                .into_iter()
-                .enumerate()
-                .map(|(i, (username, mut attributes))| {
-                    attributes.retain(|n| !is_sync_protected(n.as_str()));
-                    LocalUser {
-                        id: UserId(uuid::Uuid::from_u128(i as u128 + 1)),
-                        username: Username::new(format!("{username}{i}")).unwrap(),
-                        attributes,
-                    }
-                })
-                .collect()
-        },
-    )
+/// ambiguity and taken values all occur; some emails are verified, and some
+/// users already have an identity at `corp` (the second element).
+fn world() -> impl Strategy<Value = (Vec<LocalUser>, Vec<UserId>)> {
+    let user = (proptest::sample::select(&["ann", "bob", "cy"][..]), received(), any::<bool>(), any::<bool>());
+    proptest::collection::vec(user, 0..4).prop_map(|users| {
+        let mut linked = Vec::new();
+        let users = users
+            .into_iter()
+            .enumerate()
+            .map(|(i, (username, mut attributes, email_verified, at_corp))| {
+                attributes.retain(|n| !is_sync_protected(n.as_str()));
+                let id = UserId(uuid::Uuid::from_u128(i as u128 + 1));
+                if at_corp {
+                    linked.push(id);
+                }
+                LocalUser { id, username: Username::new(format!("{username}{i}")).unwrap(), attributes, email_verified }
+            })
+            .collect();
+        (users, linked)
+    })
 }
 
 fn protected(attributes: &Attributes) -> Attributes {
@@ -152,17 +159,18 @@ proptest! {
     #[test]
     fn decisions_respect_the_invariants(
         policy in policy(),
-        users in world(),
+        (users, linked) in world(),
         received in received(),
         verified in any::<bool>(),
         associated_index in proptest::option::of(0usize..4),
     ) {
         let identity = identity_with(received, verified);
         let associated = associated_index.and_then(|i| users.get(i));
-        let decision = decide_in(&policy, &identity, &users, associated);
+        let decision = decide_linked(&policy, &identity, &users, associated, &linked);
         let schema = schema();
         let keys = plan_lookups(&policy, &schema, &identity);
         let lookups = lookups(&schema, &users, &keys);
+        let proves_email = identity.email_verified || policy.trust_email;
 
         if !policy.enabled {
             // JIT off never creates or links (or touches anything).
@@ -186,21 +194,35 @@ proptest! {
                         identity.attributes.get(matched.rule.federated.as_str()).and_then(AttributeValue::single).unwrap(),
                     ),
                 };
-                let found = lookups.get(&key);
+                let found: Vec<&LocalUser> = lookups
+                    .get(&key)
+                    .iter()
+                    .filter(|u| !matched.rule.targets_email() || u.email_verified)
+                    .collect();
                 prop_assert_eq!(found.len(), 1);
                 prop_assert_eq!(found[0].id, *user);
-                if matched.rule.involves_email() {
-                    prop_assert!(identity.email_verified || policy.trust_email, "linked on an unverified email");
-                }
+                // Never on a value nobody proved.
+                prop_assert!(
+                    matched.rule.trusted || (matched.rule.federated.as_str() == "email" && proves_email),
+                    "linked on an unproven value"
+                );
+                // Never into an account whose target value is unverified.
+                let target = users.iter().find(|u| u.id == *user).unwrap();
+                prop_assert!(!matched.rule.targets_email() || target.email_verified, "linked into an unverified email");
+                // Never into an account that has an identity at this connection.
+                prop_assert!(!linked.contains(user), "linked a second identity of the same connection");
             }
-            Decision::Create { attributes, .. } => {
+            Decision::Create { attributes, email_verified, .. } => {
                 prop_assert!(associated.is_none());
                 prop_assert!(!policy.linking.skip_provisioning_without_match);
                 prop_assert!(attributes.names().all(|n| !is_sync_protected(n.as_str())));
-                // A created account never takes another account's unique value.
-                for (name, value) in attributes.iter().filter(|(n, _)| schema.is_unique(n.as_str())) {
-                    prop_assert!(users.iter().all(|u| u.attributes.get(name.as_str()).and_then(AttributeValue::single)
-                        .map(|v| schema.normalize(name.as_str(), v)) != value.single().map(|v| schema.normalize(name.as_str(), v))));
+                prop_assert!(!email_verified || proves_email, "an unproven email marked verified");
+                // A created account never takes a value another account holds uniquely.
+                let normalized = |name: &AttributeName, v: &AttributeValue| v.single().map(|v| schema.normalize(name.as_str(), v));
+                for (name, value) in attributes.iter().filter(|(n, _)| schema.holds_uniquely(n.as_str(), *email_verified)) {
+                    prop_assert!(users.iter()
+                        .filter(|u| schema.holds_uniquely(name.as_str(), u.email_verified))
+                        .all(|u| u.attributes.get(name.as_str()).and_then(|v| normalized(name, v)) != normalized(name, value)));
                 }
             }
             Decision::Refuse(refusal) => {
@@ -208,14 +230,47 @@ proptest! {
             }
             Decision::SignIn { .. } | Decision::PassThrough { .. } => {}
         }
+        if let Decision::SignIn { user, update, email_verified: true } | Decision::Link { user, update, email_verified: true, .. } = &decision {
+            // A verified email is one the IdP proved now, or the one the account had verified.
+            let email = |a: &Attributes| a.get("email").and_then(AttributeValue::single).map(|v| schema.normalize("email", v));
+            let now = email(&update.attributes);
+            let before = users.iter().chain(associated).find(|u| u.id == *user).unwrap();
+            prop_assert!(now.is_some());
+            prop_assert!(
+                (proves_email && email(&identity.attributes) == now) || (before.email_verified && email(&before.attributes) == now),
+                "an email marked verified that nobody verified"
+            );
+        }
     }
 
     #[test]
     fn deciding_twice_on_the_same_facts_gives_the_same_decision(
-        policy in policy(), users in world(), received in received(), verified in any::<bool>(),
+        policy in policy(), (users, linked) in world(), received in received(), verified in any::<bool>(),
     ) {
         let identity = identity_with(received, verified);
-        prop_assert_eq!(decide_in(&policy, &identity, &users, None), decide_in(&policy, &identity, &users, None));
+        prop_assert_eq!(
+            decide_linked(&policy, &identity, &users, None, &linked),
+            decide_linked(&policy, &identity, &users, None, &linked)
+        );
+    }
+
+    /// Finding 5: normalisation merges two values only if they differ by
+    /// surrounding white space and ASCII case, never by Unicode folding
+    /// (the Kelvin sign, dotless i, long s, sharp s, ...).
+    #[test]
+    fn normalisation_merges_nothing_beyond_ascii_case(
+        a in "[ aAkKsSiI\u{212A}\u{0131}\u{0130}\u{017F}\u{00DF}\u{1E9E}@.]{0,6}",
+        b in "[ aAkKsSiI\u{212A}\u{0131}\u{0130}\u{017F}\u{00DF}\u{1E9E}@.]{0,6}",
+    ) {
+        let schema = schema();
+        for name in ["email", "username"] {
+            if schema.normalize(name, &a) == schema.normalize(name, &b) {
+                prop_assert!(a.trim().eq_ignore_ascii_case(b.trim()), "{name}: {a:?} and {b:?} were merged");
+            }
+        }
+        if let (Ok(x), Ok(y)) = (Username::new(a.trim()), Username::new(b.trim())) {
+            prop_assert_eq!(x.normalized() == y.normalized(), a.trim().eq_ignore_ascii_case(b.trim()));
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn first_login_creates_an_account_with_the_received_attributes() {
         Decision::Create {
             username: Username::new("ann").unwrap(),
             attributes: attrs(json!({"email": "ann@corp.example", "given_name": "Ann"})),
+            email_verified: true,
         }
     );
 }
@@ -104,8 +105,8 @@ fn a_matching_rule_links_to_the_local_account() {
     // local account."
     let local = user(7, "a.smith", json!({"employee_id": "E-42"}));
     let id = identity(json!({"employee_id": "E-42", "given_name": "Ann"}), false);
-    let decision = decide_in(&linking(vec![rule("employee_id", "employee_id")], false), &id, &[local], None);
-    let Decision::Link { user, matched, update } = decision else { panic!("{decision:?}") };
+    let decision = decide_in(&linking(vec![trusted("employee_id", "employee_id")], false), &id, &[local], None);
+    let Decision::Link { user, matched, update, .. } = decision else { panic!("{decision:?}") };
     assert_eq!(user, UserId(uuid::Uuid::from_u128(7)));
     assert_eq!(matched.label(), "first");
     assert_eq!(update.attributes, attrs(json!({"employee_id": "E-42", "given_name": "Ann"})));
@@ -140,7 +141,7 @@ fn the_fallback_rule_applies_when_the_first_finds_nothing() {
     // applies the fallback match rule."
     let local = user(5, "asmith", json!({"email": "old@corp.example"}));
     let id = identity(json!({"username": "asmith", "email": "ann@corp.example"}), true);
-    let rules = vec![rule("email", "email"), rule("username", "username")];
+    let rules = vec![rule("email", "email"), trusted("username", "username")];
     let decision = decide_in(&linking(rules, false), &id, &[local], None);
     assert!(matches!(decision, Decision::Link { ref matched, .. } if matched.index == 1), "{decision:?}");
 }
@@ -152,7 +153,7 @@ fn when_no_rule_matches_an_account_is_created_unless_skipped() {
     // found setting is enabled)."
     let others = [user(1, "bob", json!({"email": "bob@corp.example"}))];
     let id = identity(json!({"username": "ann", "email": "ann@corp.example"}), true);
-    let rules = vec![rule("email", "email"), rule("username", "username")];
+    let rules = vec![rule("email", "email"), trusted("username", "username")];
     assert!(matches!(decide_in(&linking(rules.clone(), false), &id, &others, None), Decision::Create { .. }));
     assert_eq!(decide_in(&linking(rules, true), &id, &others, None), Decision::Refuse(Refusal::NoMatchingAccount));
 }
@@ -198,19 +199,89 @@ fn mfa_after_a_jit_disabled_connection_is_warned_about() {
 
 #[test]
 fn unverified_email_never_links_unless_the_connection_trusts_emails() {
+    // The unverified address finds nobody: the sign-in gets its own account,
+    // whose email is marked unverified (and holds the address for nobody),
+    // whether or not a local account has that address. Nothing tells the
+    // visitor that one exists.
     let local = user(1, "ann", json!({"email": "ann@corp.example"}));
     let id = identity(json!({"email": "ANN@corp.example"}), false);
     let decision = decide_in(&JitPolicy::default(), &id, std::slice::from_ref(&local), None);
-    assert_eq!(decision, Decision::Refuse(Refusal::UnverifiedEmail));
+    assert_eq!(decision, decide_in(&JitPolicy::default(), &id, &[], None), "the same with or without ann");
+    assert!(matches!(decision, Decision::Create { email_verified: false, .. }), "{decision:?}");
     let trusting = JitPolicy { trust_email: true, ..JitPolicy::default() };
-    assert!(matches!(decide_in(&trusting, &id, &[local], None), Decision::Link { .. }));
+    assert!(matches!(decide_in(&trusting, &id, &[local], None), Decision::Link { email_verified: true, .. }));
+}
+
+/// Finding 2 of the security review (pre-account takeover): an account
+/// created with an email nobody verified is never a link target, and does
+/// not keep the address's owner from getting an account that holds it.
+#[test]
+fn an_account_with_an_unverified_email_is_never_linked_into() {
+    let squatter = unverified_user(1, "mallory", json!({"email": "newhire@corp.test"}));
+    let owner = identity(json!({"email": "newhire@corp.test"}), true);
+    let decision = decide_in(&JitPolicy::default(), &owner, std::slice::from_ref(&squatter), None);
+    assert!(matches!(decision, Decision::Create { email_verified: true, .. }), "{decision:?}");
+    let trusting = JitPolicy { trust_email: true, ..JitPolicy::default() };
+    assert!(matches!(decide_in(&trusting, &owner, &[squatter], None), Decision::Create { .. }));
+}
+
+/// Finding 2: an account's email stays verified only while it is the
+/// address that was verified.
+#[test]
+fn an_email_changed_by_an_unverifying_idp_is_unverified() {
+    let ann = user(1, "ann", json!({"email": "ann@corp.test"}));
+    let same = identity(json!({"email": "ANN@corp.test"}), false);
+    let changed = identity(json!({"email": "ann@elsewhere.test"}), false);
+    let check = |id: &FederatedIdentity, verified: bool| {
+        let decision = decide_in(&JitPolicy::default(), id, &[], Some(&ann));
+        assert!(
+            matches!(decision, Decision::SignIn { email_verified, .. } if email_verified == verified),
+            "{decision:?}"
+        );
+    };
+    check(&same, true);
+    check(&changed, false);
+    check(&identity(json!({"email": "ann@elsewhere.test"}), true), true);
+}
+
+/// Finding 5: only ASCII letters fold. The Kelvin sign is not a K.
+#[test]
+fn unicode_look_alikes_do_not_match() {
+    let kate = user(1, "kate", json!({"email": "kate@corp.test"}));
+    let kelvin = identity(json!({"email": "\u{212A}ate@corp.test"}), true);
+    let decision = decide_in(&JitPolicy::default(), &kelvin, &[kate], None);
+    assert!(matches!(decision, Decision::Create { .. }), "{decision:?}");
+}
+
+/// Finding 6 (email recycling): an account that already has an identity at
+/// this connection is not linked to a second subject of the same IdP.
+#[test]
+fn an_account_linked_at_the_connection_is_not_linked_again() {
+    let old = user(1, "kim", json!({"email": "kim@corp.test"}));
+    let recycled = identity(json!({"email": "kim@corp.test", "given_name": "Other"}), true);
+    let decision = decide_linked(&JitPolicy::default(), &recycled, &[old], None, &[UserId(uuid::Uuid::from_u128(1))]);
+    assert!(matches!(decision, Decision::Refuse(Refusal::AlreadyLinked { .. })), "{decision:?}");
+    assert!(!Refusal::AlreadyLinked { rule: LinkRule::default_email() }.to_string().is_empty());
+}
+
+/// Finding 7: a rule on an attribute the IdP does not prove links nobody,
+/// even if an invalid policy slipped past validation.
+#[test]
+fn an_untrusted_rule_never_links() {
+    let admin = user(1, "admin", json!({}));
+    let id = identity(json!({"username": "admin"}), true);
+    let decision = decide_in(&linking(vec![rule("username", "username")], false), &id, &[admin], None);
+    assert!(
+        matches!(decision, Decision::Create { ref username, .. } if username.as_str() == "corp.sub-1"),
+        "{decision:?}"
+    );
 }
 
 #[test]
 fn a_rule_matching_several_accounts_links_none() {
     let twins = [user(1, "a", json!({"employee_id": "E-1"})), user(2, "b", json!({"employee_id": "E-1"}))];
     let id = identity(json!({"employee_id": "E-1"}), true);
-    let decision = decide_in(&linking(vec![rule("employee_id", "employee_id")], false), &id, &twins, None);
+    let decision = decide_in(&linking(vec![trusted("employee_id", "employee_id")], false), &id, &twins, None);
     assert!(matches!(decision, Decision::Refuse(Refusal::AmbiguousMatch { matches: 2, .. })), "{decision:?}");
 }
 

@@ -35,6 +35,14 @@ pub enum FlowError {
         #[source]
         source: jit_idp::IdpError,
     },
+    /// The IdP's `sub` is empty or longer than 255 characters.
+    #[error(
+        "{connection} sent a subject identifier (sub) that is empty or longer than 255 characters, so the sign-in cannot be trusted; ask the administrator of {connection}"
+    )]
+    InvalidSubject {
+        /// The connection.
+        connection: String,
+    },
     /// The IdP's claims cannot be mapped.
     #[error("the identity provider sent attributes that cannot be used: {0}")]
     Mapping(#[from] jit_domain::error::MappingError),

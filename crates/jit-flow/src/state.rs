@@ -55,6 +55,10 @@ pub enum SignedInSubject {
         subject: Subject,
         /// The mapped attributes.
         attributes: Attributes,
+        /// Whether the IdP verified the mapped `email` (or the connection
+        /// is trusted for email).
+        #[serde(default)]
+        email_verified: bool,
     },
 }
 

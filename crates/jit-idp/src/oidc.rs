@@ -15,7 +15,7 @@ use openidconnect::{
     ClientSecret, CsrfToken, DiscoveryError, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
     IdTokenFields, IdTokenVerifier, IssuerUrl, JsonWebKey, JsonWebKeySet, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims, UserInfoError,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -145,8 +145,24 @@ pub struct VerifiedLogin {
     /// The user's subject identifier at that issuer.
     pub subject: String,
     /// The ID token's claims, merged with the userinfo claims when userinfo is fetched
-    /// (userinfo wins, except for `sub`, `iss` and `aud`).
+    /// (userinfo wins, except for `sub`, `iss` and `aud`). For display and mapping only:
+    /// a claim that vouches for another (`email_verified` for `email`) must be read from
+    /// the document it came in, [`id_token_claims`](Self::id_token_claims) or
+    /// [`userinfo_claims`](Self::userinfo_claims).
     pub claims: Map<String, Value>,
+    /// The validated ID token's claims, as sent.
+    pub id_token_claims: Map<String, Value>,
+    /// The userinfo response's claims, as sent, when userinfo is fetched (its `sub` is the
+    /// ID token's).
+    pub userinfo_claims: Option<Map<String, Value>>,
+}
+
+impl VerifiedLogin {
+    /// The claim documents, most specific first: userinfo (when fetched), then the ID
+    /// token.
+    pub fn documents(&self) -> Vec<&Map<String, Value>> {
+        self.userinfo_claims.iter().chain(std::iter::once(&self.id_token_claims)).collect()
+    }
 }
 
 /// An OpenID Connect relying party for one provider.
@@ -289,21 +305,24 @@ impl OidcRelyingParty {
 
         let subject = claims.subject().to_string();
         let issuer = claims.issuer().to_string();
-        let mut merged = to_object(&claims)?;
+        let id_token_claims = to_object(&claims)?;
+        let mut merged = id_token_claims.clone();
+        let mut userinfo_claims = None;
         if self.inner.config.fetch_userinfo {
-            let userinfo = self.userinfo(&client, tokens.access_token().clone()).await?;
+            let userinfo = self.userinfo(&client, tokens.access_token()).await?;
             let userinfo_sub = userinfo.get("sub").and_then(Value::as_str).unwrap_or_default();
             if userinfo_sub != subject {
                 return Err(IdpError::UserinfoSubjectMismatch { id_token: subject, userinfo: userinfo_sub.into() });
             }
-            for (name, value) in userinfo {
+            for (name, value) in &userinfo {
                 if !matches!(name.as_str(), "sub" | "iss" | "aud") {
-                    merged.insert(name, value);
+                    merged.insert(name.clone(), value.clone());
                 }
             }
+            userinfo_claims = Some(userinfo);
         }
         tracing::debug!(issuer = %issuer, subject = %subject, "federated login verified");
-        Ok(VerifiedLogin { issuer, subject, claims: merged })
+        Ok(VerifiedLogin { issuer, subject, claims: merged, id_token_claims, userinfo_claims })
     }
 
     /// The callback checks that need no network: state, provider error, `iss`, code.
@@ -462,22 +481,50 @@ impl OidcRelyingParty {
         if actual.as_str() == expected.as_str() { Ok(()) } else { Err(IdTokenError::AccessTokenHash) }
     }
 
-    async fn userinfo(&self, client: &Client, access_token: AccessToken) -> Result<Map<String, Value>, IdpError> {
-        let url = client.user_info_url().map(|u| u.to_string()).unwrap_or_default();
-        let request = client.user_info(access_token, None).map_err(|_| {
-            self.discovery_error(
+    /// The userinfo claims as the provider sent them: a JSON object, read as
+    /// plain JSON rather than through `openidconnect`'s typed claims, so that
+    /// providers that send `email_verified` as the string `"true"` (Cognito)
+    /// do not fail the whole sign-in; the claim mapping reads such values.
+    async fn userinfo(&self, client: &Client, access_token: &AccessToken) -> Result<Map<String, Value>, IdpError> {
+        let Some(endpoint) = client.user_info_url() else {
+            return Err(self.discovery_error(
                 "the provider has no userinfo_endpoint; turn off fetching userinfo for this connection".into(),
-            )
-        })?;
+            ));
+        };
+        let url = endpoint.to_string();
+        let invalid = |reason: String| IdpError::InvalidResponse { url: url.clone(), reason };
+        let request = openidconnect::http::Request::builder()
+            .method(openidconnect::http::Method::GET)
+            .uri(url.as_str())
+            .header(openidconnect::http::header::ACCEPT, "application/json")
+            .header(openidconnect::http::header::AUTHORIZATION, format!("Bearer {}", access_token.secret()))
+            .body(Vec::new())
+            .map_err(|e| invalid(e.to_string()))?;
         let http = client_fn(&self.inner.http, self.inner.config.timeout);
-        let claims: UserInfoClaims<OtherClaims, CoreGenderClaim> =
-            request.request_async(&http).await.map_err(|e| match e {
-                UserInfoError::Request(transport) => transport.into_idp(),
-                other => IdpError::InvalidResponse { url: url.clone(), reason: other.to_string() },
-            })?;
-        match serde_json::to_value(&claims) {
+        let response = http(request).await.map_err(TransportError::into_idp)?;
+        if !response.status().is_success() {
+            return Err(invalid(format!("the userinfo endpoint answered HTTP {}", response.status().as_u16())));
+        }
+        let content_type = response
+            .headers()
+            .get(openidconnect::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/jwt") {
+            return Err(invalid(
+                "the userinfo response is a signed JWT, which jit does not accept; configure the provider to answer \
+                 userinfo with plain JSON"
+                    .into(),
+            ));
+        }
+        if !content_type.starts_with("application/json") {
+            return Err(invalid(format!("the userinfo response is {content_type:?}, not application/json")));
+        }
+        match serde_json::from_slice(response.body()) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(IdpError::InvalidResponse { url, reason: "the userinfo claims are not a JSON object".into() }),
+            Ok(_) => Err(invalid("the userinfo claims are not a JSON object".into())),
+            Err(e) => Err(invalid(format!("the userinfo response is not valid JSON: {e}"))),
         }
     }
 

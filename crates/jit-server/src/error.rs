@@ -51,6 +51,7 @@ impl From<FlowError> for PageError {
             FlowError::StepFailed { .. } => (S::FORBIDDEN, "Sign-in failed", "step_failed"),
             FlowError::Idp { .. } => (S::BAD_GATEWAY, "Identity provider error", "idp_error"),
             FlowError::Mapping(_) => (S::BAD_GATEWAY, "Identity provider error", "invalid_claims"),
+            FlowError::InvalidSubject { .. } => (S::BAD_GATEWAY, "Identity provider error", "invalid_subject"),
             FlowError::Refused(_) => (S::FORBIDDEN, "Sign-in refused", "provisioning_refused"),
             FlowError::NeedsLocalAccount { .. } => (S::FORBIDDEN, "Sign-in cannot continue", "no_local_account"),
             FlowError::InvalidFlow(_) => (S::CONFLICT, "Sign-in misconfigured", "invalid_flow"),

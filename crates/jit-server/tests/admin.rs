@@ -594,7 +594,7 @@ async fn users_can_be_created_searched_read_and_deleted() {
     let answer = server
         .post(
             "/users",
-            json!({"username": "alice", "password": password,
+            json!({"username": "alice", "password": password, "email_verified": true,
                    "attributes": {"email": "Alice@Example.com", "given_name": "Alice", "groups": ["staff"]}}),
         )
         .await;
@@ -610,6 +610,7 @@ async fn users_can_be_created_searched_read_and_deleted() {
     assert_eq!(answer.body["attributes"]["email"], "Alice@Example.com");
     assert_eq!(answer.body["attributes"]["groups"], json!(["staff"]));
     assert_eq!(answer.body["federated_identities"], json!([]));
+    assert_eq!(answer.body["email_verified"], true);
     let user_id = UserId(id.parse().unwrap());
     let hash = server.store.password_hash(user_id).await.unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"), "the password is stored hashed");
@@ -628,10 +629,14 @@ async fn users_can_be_created_searched_read_and_deleted() {
     server.get("/users?attribute=shoe_size&value=42").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     server.get("/users?attribute=password_hash&value=x").await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 
-    // Unique values: the same email in another case is taken.
+    // Unique values: the same verified email in another case is taken.
     let before = server.row_counts().await;
-    let answer =
-        server.post("/users", json!({"username": "alice2", "attributes": {"email": "alice@EXAMPLE.com"}})).await;
+    let answer = server
+        .post(
+            "/users",
+            json!({"username": "alice2", "attributes": {"email": "alice@EXAMPLE.com"}, "email_verified": true}),
+        )
+        .await;
     answer.assert_error(StatusCode::CONFLICT, "conflict");
     let answer = server.post("/users", json!({"username": "ALICE", "attributes": {}})).await;
     answer.assert_error(StatusCode::CONFLICT, "conflict");
@@ -645,6 +650,15 @@ async fn users_can_be_created_searched_read_and_deleted() {
         server.post("/users", body).await.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
     assert_eq!(server.row_counts().await, before, "a refused request wrote something");
+    // An unverified email holds the address for nobody: it may repeat.
+    let unverified = server.user(json!({"username": "alice2", "attributes": {"email": "alice@EXAMPLE.com"}})).await;
+    assert_eq!(unverified["email_verified"], false);
+    let found = server.get("/users?attribute=email&value=alice@example.com").await;
+    assert_eq!(found.body.as_array().map(Vec::len), Some(2), "{}", found.text);
+    assert_eq!(
+        server.delete(&format!("/users/{}", unverified["id"].as_str().unwrap())).await.status,
+        StatusCode::NO_CONTENT
+    );
 
     let read = server.get(&format!("/users/{id}")).await;
     assert_eq!(read.status, StatusCode::OK);
@@ -710,7 +724,9 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
     strict["linking"]["skip_provisioning_without_match"] = json!(true);
     server.connection(connection_body("strict", strict)).await;
     server.connection(connection_body("open", json!({"enabled": false}))).await;
-    let bob = server.user(json!({"username": "bob", "attributes": {"email": "bob@example.com", "name": "Bob"}})).await;
+    let bob = server
+        .user(json!({"username": "bob", "attributes": {"email": "bob@example.com", "name": "Bob"}, "email_verified": true}))
+        .await;
     let before = server.row_counts().await;
 
     // Nobody has this email: create.
@@ -750,16 +766,20 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
         "{candidates:?}"
     );
 
-    // The same claims with email_verified overridden to false: refused.
+    assert_eq!(answer.body["email_verified"], true, "{}", answer.text);
+
+    // The same claims with email_verified overridden to false: the
+    // unproven address finds nobody, and the new account's email would be
+    // unverified.
     let answer = server
         .post(
             "/connections/corp/jit/preview",
             json!({"claims": {"sub": "s-2", "email": "bob@example.com", "email_verified": true}, "email_verified": false}),
         )
         .await;
-    assert_eq!(answer.body["decision"], "refuse", "{}", answer.text);
-    assert_eq!(answer.body["refusal"]["reason"], "unverified_email");
-    assert!(answer.body["refusal"]["message"].as_str().unwrap().contains("did not mark it as verified"));
+    assert_eq!(answer.body["decision"], "create", "{}", answer.text);
+    assert_eq!(answer.body["email_verified"], false, "{}", answer.text);
+    assert_eq!(answer.body["matched_rule"], Value::Null);
 
     // No account and provisioning skipped: refused, with the reason.
     let answer = server

@@ -13,7 +13,7 @@ use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     AccessMode, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, QueryFilter,
-    TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -55,6 +55,21 @@ impl ProvisioningStore for Store {
             let ids = user_ids_by_value(&tx, key.attribute.as_str(), &key.normalized, LOOKUP_LIMIT).await?;
             lookups.insert(key.clone(), load_users(&tx, &self.schema, &ids).await?);
         }
+        let found: Vec<Uuid> = lookups.users().map(|user| user.0).collect();
+        if !found.is_empty() {
+            let linked = federated_identities::Entity::find()
+                .select_only()
+                .column(federated_identities::Column::UserId)
+                .filter(federated_identities::Column::Connection.eq(identity.connection.as_str()))
+                .filter(federated_identities::Column::UserId.is_in(found))
+                .into_tuple::<Uuid>()
+                .all(&tx)
+                .await
+                .map_err(classify)?;
+            for user in linked {
+                lookups.insert_identity(UserId(user), identity.connection.clone());
+            }
+        }
         tx.commit().await.map_err(classify)?;
         Ok(ProvisioningFacts { associated, lookups })
     }
@@ -71,18 +86,18 @@ impl ProvisioningStore for Store {
         let tx = self.db.begin().await.map_err(classify)?;
         let user = match decision {
             Decision::PassThrough { .. } | Decision::Refuse(_) => None,
-            Decision::SignIn { user, update } => {
+            Decision::SignIn { user, update, email_verified } => {
                 // Write first: on SQLite this takes the write lock before any
                 // read, so the transaction cannot fail to upgrade later.
                 touch_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, now).await?)
+                Some(self.update_user(&tx, *user, update, *email_verified, now).await?)
             }
-            Decision::Link { user, update, .. } => {
+            Decision::Link { user, update, email_verified, .. } => {
                 insert_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, now).await?)
+                Some(self.update_user(&tx, *user, update, *email_verified, now).await?)
             }
-            Decision::Create { username, attributes } => {
-                let created = insert_user(&tx, &self.schema, username, attributes, None, now).await?;
+            Decision::Create { username, attributes, email_verified } => {
+                let created = insert_user(&tx, &self.schema, username, attributes, *email_verified, None, now).await?;
                 insert_identity(&tx, identity, created.id, now).await?;
                 Some(created)
             }
@@ -96,17 +111,19 @@ impl ProvisioningStore for Store {
 }
 
 impl Store {
-    /// Applies a sync update to an existing user and returns the user.
+    /// Applies a sync update (and the email's verification) to an existing
+    /// user and returns the user.
     async fn update_user<C: ConnectionTrait>(
         &self,
         db: &C,
         user: UserId,
         update: &AttributeUpdate,
+        email_verified: bool,
         now: OffsetDateTime,
     ) -> Result<LocalUser, StoreError> {
-        touch_user(db, user.0, now).await?;
-        if !update.is_empty() {
-            write_attributes(db, &self.schema, user.0, &update.attributes).await?;
+        let before = touch_user(db, user.0, now).await?;
+        if !update.is_empty() || before.email_verified != email_verified {
+            write_attributes(db, &self.schema, user.0, &update.attributes, email_verified).await?;
         }
         let mut loaded = load_users(db, &self.schema, &[user.0]).await?;
         loaded.pop().ok_or_else(|| StoreError::Conflict(format!("user {user} was deleted")))

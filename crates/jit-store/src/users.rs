@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
 use jit_domain::ports::{FederatedLink, NewLocalUser, StoreError, UserStore};
-use jit_domain::schema::{AttributeSchema, USERNAME};
+use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, UserId, Username};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
@@ -67,10 +67,17 @@ fn to_local_user(
         };
         attributes.insert(AttributeName::new(name)?, value);
     }
-    Ok(LocalUser { id: UserId(row.id), username: Username::new(row.username)?, attributes })
+    Ok(LocalUser {
+        id: UserId(row.id),
+        username: Username::new(row.username)?,
+        attributes,
+        email_verified: row.email_verified,
+    })
 }
 
-/// Ids of users whose attribute `name` normalises to `normalized`.
+/// Ids of users whose attribute `name` normalises to `normalized`; the one
+/// holding it uniquely (a verified email), if any, first, so that a limit
+/// never hides it behind accounts with the same unverified address.
 pub(crate) async fn user_ids_by_value<C: ConnectionTrait>(
     db: &C,
     name: &str,
@@ -86,35 +93,48 @@ pub(crate) async fn user_ids_by_value<C: ConnectionTrait>(
             .map_err(classify)?;
         return Ok(rows.into_iter().map(|row| row.id).collect());
     }
+    // No DISTINCT (PostgreSQL refuses it beside an ORDER BY expression
+    // outside the select list): a user with the value twice in a
+    // multi-valued attribute is listed once, here.
     let rows = user_attributes::Entity::find()
         .select_only()
         .column(user_attributes::Column::UserId)
-        .distinct()
         .filter(user_attributes::Column::Name.eq(name))
         .filter(user_attributes::Column::LookupHash.eq(lookup_hash(normalized)))
+        .order_by_asc(Expr::col(user_attributes::Column::UniqueHash).is_null())
         .limit(limit)
         .into_tuple::<Uuid>()
         .all(db)
         .await
         .map_err(classify)?;
-    Ok(rows)
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(rows.into_iter().filter(|id| seen.insert(*id)).collect())
 }
 
-/// Replaces a user's attributes with `attributes`. Unique values collide in
-/// the unique index, failing the transaction.
+/// Replaces a user's attributes with `attributes`, and records whether the
+/// email is verified. Values the account holds uniquely (see
+/// [`AttributeSchema::holds_uniquely`]) collide in the unique index,
+/// failing the transaction.
 pub(crate) async fn write_attributes<C: ConnectionTrait>(
     db: &C,
     schema: &AttributeSchema,
     user: Uuid,
     attributes: &Attributes,
+    email_verified: bool,
 ) -> Result<(), StoreError> {
+    users::Entity::update_many()
+        .col_expr(users::Column::EmailVerified, Expr::value(email_verified))
+        .filter(users::Column::Id.eq(user))
+        .exec(db)
+        .await
+        .map_err(classify)?;
     user_attributes::Entity::delete_many()
         .filter(user_attributes::Column::UserId.eq(user))
         .exec(db)
         .await
         .map_err(classify)?;
     let rows: Vec<user_attributes::ActiveModel> = schema
-        .index(attributes)
+        .index(attributes, email_verified)
         .into_iter()
         .map(|entry| {
             let hash = lookup_hash(&entry.normalized);
@@ -141,6 +161,7 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
     schema: &AttributeSchema,
     username: &Username,
     attributes: &Attributes,
+    email_verified: bool,
     password_hash: Option<String>,
     now: OffsetDateTime,
 ) -> Result<LocalUser, StoreError> {
@@ -156,24 +177,30 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
         updated_at: Set(millis(now)),
         password_failures: Set(0),
         password_locked_until: Set(None),
+        email_verified: Set(email_verified),
     })
     .exec_without_returning(db)
     .await
     .map_err(classify)?;
-    write_attributes(db, schema, id, attributes).await?;
-    Ok(LocalUser { id: UserId(id), username: username.clone(), attributes: attributes.clone() })
+    write_attributes(db, schema, id, attributes, email_verified).await?;
+    Ok(LocalUser { id: UserId(id), username: username.clone(), attributes: attributes.clone(), email_verified })
 }
 
-/// Sets `updated_at`; fails with [`StoreError::Conflict`] if the user is gone.
-pub(crate) async fn touch_user<C: ConnectionTrait>(db: &C, user: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+/// Sets `updated_at` and returns the user's row; fails with
+/// [`StoreError::Conflict`] if the user is gone.
+pub(crate) async fn touch_user<C: ConnectionTrait>(
+    db: &C,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> Result<users::Model, StoreError> {
     users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Expr::value(millis(now)))
         .filter(users::Column::Id.eq(user))
         .exec(db)
         .await
         .map_err(classify)?;
-    let exists = users::Entity::find_by_id(user).one(db).await.map_err(classify)?.is_some();
-    if exists { Ok(()) } else { Err(StoreError::Conflict(format!("user {user} was deleted"))) }
+    let row = users::Entity::find_by_id(user).one(db).await.map_err(classify)?;
+    row.ok_or_else(|| StoreError::Conflict(format!("user {user} was deleted")))
 }
 
 impl Store {
@@ -181,12 +208,20 @@ impl Store {
     async fn insert_local_user(&self, user: &NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
         const TAKEN: &str = "the username or a unique attribute value";
         let tx = self.db.begin().await.map_err(classify)?;
-        let created = insert_user(&tx, &self.schema, &user.username, &user.attributes, user.password_hash.clone(), now)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(TAKEN.to_owned()),
-                other => other,
-            })?;
+        let created = insert_user(
+            &tx,
+            &self.schema,
+            &user.username,
+            &user.attributes,
+            user.email_verified,
+            user.password_hash.clone(),
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(TAKEN.to_owned()),
+            other => other,
+        })?;
         tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
         Ok(created)
     }
@@ -222,6 +257,29 @@ impl UserStore for Store {
                     })
             })
             .collect())
+    }
+
+    async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError> {
+        let outcome = retry_transient(|| async {
+            let tx = self.db.begin().await.map_err(classify)?;
+            let Some(user) = load_users(&tx, &self.schema, &[id.0]).await?.pop() else { return Ok(false) };
+            let normalized = |v: &str| self.schema.normalize(EMAIL, v);
+            let current = user.attributes.get(EMAIL).and_then(|v| v.single()).map(normalized);
+            if current != Some(normalized(address)) {
+                return Ok(false);
+            }
+            if !user.email_verified {
+                write_attributes(&tx, &self.schema, id.0, &user.attributes, true).await?;
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
+        })
+        .await;
+        match outcome {
+            // Another account holds the address verified.
+            Err(StoreError::Conflict(m)) if m.starts_with("unique constraint") => Ok(false),
+            other => other,
+        }
     }
 
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {

@@ -130,9 +130,18 @@ fn signed_in_user(outcome: &ProvisioningOutcome) -> &LocalUser {
     }
 }
 
+/// A user an administrator created, vouching for the email.
 async fn local_user(db: &TestDb, username: &str, attributes: serde_json::Value) -> LocalUser {
-    let user =
-        NewLocalUser { username: Username::new(username).unwrap(), attributes: attrs(attributes), password_hash: None };
+    create(db, username, attributes, true).await
+}
+
+async fn create(db: &TestDb, username: &str, attributes: serde_json::Value, email_verified: bool) -> LocalUser {
+    let user = NewLocalUser {
+        username: Username::new(username).unwrap(),
+        attributes: attrs(attributes),
+        password_hash: None,
+        email_verified,
+    };
     db.store.create_user(user, now()).await.unwrap()
 }
 
@@ -179,6 +188,7 @@ async fn unique_values_are_enforced_by_the_database_and_nothing_is_half_written(
             username: Username::new(username).unwrap(),
             attributes: attrs(attributes),
             password_hash: None,
+            email_verified: true,
         };
         let error = db.store.create_user(user, now()).await.unwrap_err();
         assert!(matches!(error, StoreError::Taken(_)), "{error:?}");
@@ -191,6 +201,7 @@ async fn unique_values_are_enforced_by_the_database_and_nothing_is_half_written(
         username: Username::new("cy").unwrap(),
         attributes: attrs(json!({"shoe_size": "42"})),
         password_hash: None,
+        email_verified: false,
     };
     assert!(matches!(db.store.create_user(bad, now()).await, Err(StoreError::Invalid(_))));
     assert_eq!(db.count("users").await, 1);
@@ -345,15 +356,17 @@ async fn linking_by_email_and_refusals_write_only_the_audit_event() {
     let corp = with_connection(&db, "corp", JitPolicy::default()).await;
     let ann = local_user(&db, "ann", json!({"email": "ann@corp.example", "phone_number": "1"})).await;
 
-    // An unverified email does not link, and nothing is written.
+    // An unverified email does not link: the sign-in gets its own account,
+    // whose email is unverified and holds the address for nobody.
     let mut unverified = identity("corp", "s1", json!({"email": "ANN@corp.example"}));
     unverified.email_verified = false;
     let outcome = sign_in(&db, &corp, &unverified).await;
-    assert_eq!(outcome, ProvisioningOutcome::Refused(Refusal::UnverifiedEmail));
-    assert_eq!(db.count("federated_identities").await, 0);
-    assert_eq!(db.count("users").await, 1);
+    let other = signed_in_user(&outcome).clone();
+    assert!(other.id != ann.id && !other.email_verified, "{outcome:?}");
+    assert!(matches!(outcome, ProvisioningOutcome::SignedIn { decision: Decision::Create { .. }, .. }));
 
-    let verified = FederatedIdentity { email_verified: true, ..unverified };
+    let verified =
+        FederatedIdentity { email_verified: true, ..identity("corp", "s2", json!({"email": "ANN@corp.example"})) };
     let outcome = sign_in(&db, &corp, &verified).await;
     assert_eq!(signed_in_user(&outcome).id, ann.id);
     assert!(matches!(outcome, ProvisioningOutcome::SignedIn { decision: Decision::Link { .. }, .. }));
@@ -365,7 +378,7 @@ async fn linking_by_email_and_refusals_write_only_the_audit_event() {
     let partner = with_connection(&db, "partner", strict).await;
     let stranger = identity("partner", "x", json!({"email": "nobody@partner.example"}));
     assert_eq!(sign_in(&db, &partner, &stranger).await, ProvisioningOutcome::Refused(Refusal::NoMatchingAccount));
-    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("users").await, 2);
 
     let events = db
         .store
@@ -375,7 +388,42 @@ async fn linking_by_email_and_refusals_write_only_the_audit_event() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, AuditAction::Refused { refusal: Refusal::NoMatchingAccount });
     assert_eq!(events[0].user, None);
-    assert_eq!(db.count("audit_events").await, 3, "refused, linked, refused");
+    assert_eq!(db.count("audit_events").await, 3, "created, linked, refused");
+    db.finish().await;
+}
+
+/// Findings 2 and 6 of the security review, in the database: only a
+/// verified email holds its address (so nobody squats one by signing in
+/// where it is not verified), the verified holder is found first however
+/// many unverified ones there are, and the facts say which accounts already
+/// have an identity at the connection.
+#[tokio::test]
+async fn only_verified_emails_hold_their_address() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    for i in 0..9 {
+        create(&db, &format!("squatter{i}"), json!({"email": "kim@corp.example"}), false).await;
+    }
+    let kim = create(&db, "kim", json!({"email": "KIM@corp.example"}), true).await;
+    let twin = NewLocalUser {
+        username: Username::new("kim2").unwrap(),
+        attributes: attrs(json!({"email": "kim@corp.example"})),
+        password_hash: None,
+        email_verified: true,
+    };
+    assert!(matches!(db.store.create_user(twin, now()).await, Err(StoreError::Taken(_))), "one verified holder");
+
+    let who =
+        FederatedIdentity { email_verified: true, ..identity("corp", "k1", json!({"email": "kim@corp.example"})) };
+    let outcome = sign_in(&db, &corp, &who).await;
+    assert_eq!(signed_in_user(&outcome).id, kim.id, "linked to the verified holder past nine unverified ones");
+
+    // Another subject of the same IdP with the same address: refused.
+    let recycled =
+        FederatedIdentity { email_verified: true, ..identity("corp", "k2", json!({"email": "kim@corp.example"})) };
+    let outcome = sign_in(&db, &corp, &recycled).await;
+    assert!(matches!(outcome, ProvisioningOutcome::Refused(Refusal::AlreadyLinked { .. })), "{outcome:?}");
+    assert_eq!(db.count("federated_identities").await, 1);
     db.finish().await;
 }
 
@@ -400,6 +448,7 @@ async fn a_colliding_write_rolls_back_whole() {
     let stale = Decision::Create {
         username: Username::new("newcomer").unwrap(),
         attributes: attrs(json!({"given_name": "N", "email": "ANN@corp.example"})),
+        email_verified: true,
     };
     let who = identity("corp", "s9", json!({}));
     let error = db.store.apply(&who, &stale, now()).await.unwrap_err();
@@ -484,6 +533,7 @@ async fn a_link_racing_a_create_on_the_same_email_ends_with_one_account() {
         username: Username::new("admin-made").unwrap(),
         attributes: attrs(json!({"email": "race@example.com"})),
         password_hash: None,
+        email_verified: true,
     };
     let federated = identity("corp", "racer-2", json!({"email": "RACE@example.com"}));
     let corp = connections[0].clone();

@@ -23,12 +23,19 @@ pub fn attrs(value: Value) -> Attributes {
     serde_json::from_value(value).unwrap()
 }
 
+/// A local user whose email (if any) is verified.
 pub fn user(n: u128, username: &str, attributes: Value) -> LocalUser {
     LocalUser {
         id: UserId(Uuid::from_u128(n)),
         username: Username::new(username).unwrap(),
         attributes: attrs(attributes),
+        email_verified: true,
     }
+}
+
+/// A local user whose email nobody verified.
+pub fn unverified_user(n: u128, username: &str, attributes: Value) -> LocalUser {
+    LocalUser { email_verified: false, ..user(n, username, attributes) }
 }
 
 pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
@@ -41,12 +48,27 @@ pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
 }
 
 pub fn rule(federated: &str, local: &str) -> LinkRule {
-    LinkRule { federated: AttributeName::new(federated).unwrap(), local: AttributeName::new(local).unwrap() }
+    LinkRule {
+        federated: AttributeName::new(federated).unwrap(),
+        local: AttributeName::new(local).unwrap(),
+        trusted: false,
+    }
+}
+
+/// A rule whose federated attribute the IdP is authoritative for.
+pub fn trusted(federated: &str, local: &str) -> LinkRule {
+    LinkRule { trusted: true, ..rule(federated, local) }
 }
 
 /// Answers `keys` from `users` as a store would: by normalised value,
 /// `username` included.
 pub fn lookups(schema: &AttributeSchema, users: &[LocalUser], keys: &[LookupKey]) -> Lookups {
+    lookups_linked(schema, users, keys, &[])
+}
+
+/// As [`lookups`], where the users `linked` already have an identity at
+/// the connection `corp`.
+pub fn lookups_linked(schema: &AttributeSchema, users: &[LocalUser], keys: &[LookupKey], linked: &[UserId]) -> Lookups {
     let mut lookups = Lookups::default();
     for key in keys {
         let found: Vec<LocalUser> = users
@@ -65,6 +87,11 @@ pub fn lookups(schema: &AttributeSchema, users: &[LocalUser], keys: &[LookupKey]
             lookups.insert(key.clone(), found);
         }
     }
+    for user in lookups.users().collect::<Vec<_>>() {
+        if linked.contains(&user) {
+            lookups.insert_identity(user, ConnectionName::new("corp").unwrap());
+        }
+    }
     lookups
 }
 
@@ -75,8 +102,20 @@ pub fn decide_in(
     users: &[LocalUser],
     associated: Option<&LocalUser>,
 ) -> Decision {
+    decide_linked(policy, identity, users, associated, &[])
+}
+
+/// As [`decide_in`], where the users `linked` already have an identity at
+/// the connection `corp`.
+pub fn decide_linked(
+    policy: &JitPolicy,
+    identity: &FederatedIdentity,
+    users: &[LocalUser],
+    associated: Option<&LocalUser>,
+    linked: &[UserId],
+) -> Decision {
     let schema = schema();
     let keys = plan_lookups(policy, &schema, identity);
-    let lookups = lookups(&schema, users, &keys);
+    let lookups = lookups_linked(&schema, users, &keys, linked);
     decide(ProvisioningInput { policy, schema: &schema, identity, associated, lookups: &lookups })
 }

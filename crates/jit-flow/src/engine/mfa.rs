@@ -148,6 +148,13 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         };
         match checked {
             Ok(()) => {
+                // The user read the code at their address: it is verified
+                // (unless it changed since, or another account holds it).
+                if let Some(address) = self.email_address(user).await?
+                    && self.store.verify_email(user, &address).await?
+                {
+                    tracing::info!(event = "email_verified", user = %user.0, "email verified by Email OTP");
+                }
                 state.failures = state.failures.saturating_sub(1);
                 self.complete_step(&mut state, StepOption::EmailOtp, SignedInSubject::Local { user })?;
                 self.advance(flow_id, &application, state).await

@@ -413,11 +413,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
             Err(source) => return Err(FlowError::Idp { connection: connection.name.to_string(), source }),
         };
-        let mapped = connection.claim_mapping().map(&login.claims, &self.schema)?;
+        let mapped = connection.claim_mapping().map_documents(&login.documents(), &self.schema)?;
+        let subject = Subject::new(login.subject)
+            .map_err(|_| FlowError::InvalidSubject { connection: connection.name.to_string() })?;
         let identity = FederatedIdentity {
             connection: connection.name.clone(),
-            subject: Subject::new(login.subject)
-                .map_err(|e| FlowError::Internal(format!("the identity provider sent an unusable subject: {e}")))?,
+            subject,
             attributes: mapped.attributes,
             email_verified: mapped.email_verified,
         };
@@ -427,6 +428,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 connection: identity.connection,
                 subject: identity.subject,
                 attributes: identity.attributes,
+                email_verified: identity.email_verified || connection.jit.trust_email,
             },
             ProvisioningOutcome::SignedIn { user, decision } => {
                 log_decision(&connection, &decision);

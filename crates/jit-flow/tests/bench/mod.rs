@@ -153,6 +153,7 @@ impl Bench {
             username: Username::new(username).unwrap(),
             attributes,
             password_hash: Some(jit_flow::password::hash_password(PASSWORD).unwrap()),
+            email_verified: true,
         };
         self.store.create_user(user, self.now()).await.unwrap().id
     }
@@ -293,6 +294,9 @@ impl UserStore for GatedStore {
     }
     async fn find_users(&self, name: &AttributeName, value: &str, limit: u64) -> Result<Vec<LocalUser>, StoreError> {
         self.inner.find_users(name, value, limit).await
+    }
+    async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError> {
+        self.inner.verify_email(id, address).await
     }
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
         self.inner.password_hash(id).await

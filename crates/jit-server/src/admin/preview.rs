@@ -120,6 +120,10 @@ pub struct PreviewResponse {
     pub username: Option<Username>,
     /// The account signed in as or linked to (`sign_in`, `link`).
     pub user: Option<UserRef>,
+    /// Whether the account's email is verified afterwards (`sign_in`,
+    /// `link`, `create`): only a verified email holds its address and can
+    /// be linked on.
+    pub email_verified: Option<bool>,
     /// The claims after the connection's mapping.
     pub mapped: MappedView,
 }
@@ -195,23 +199,27 @@ async fn preview(
         changes: None,
         username: None,
         user: None,
+        email_verified: None,
         mapped: MappedView { attributes: identity.attributes.clone(), email_verified: identity.email_verified },
     };
     match decision {
         Decision::PassThrough { .. } => {}
-        Decision::SignIn { user, update } => {
+        Decision::SignIn { user, update, email_verified } => {
             response.decision = DecisionKind::SignIn;
+            response.email_verified = Some(email_verified);
             response.user = find(user);
             response.changes = Some(update);
         }
-        Decision::Link { user, matched, update } => {
+        Decision::Link { user, matched, update, email_verified } => {
             response.decision = DecisionKind::Link;
+            response.email_verified = Some(email_verified);
             response.user = find(user);
             response.matched_rule = Some(matched);
             response.changes = Some(update);
         }
-        Decision::Create { username, attributes } => {
+        Decision::Create { username, attributes, email_verified } => {
             response.decision = DecisionKind::Create;
+            response.email_verified = Some(email_verified);
             let changed = attributes.names().cloned().collect();
             response.changes = Some(AttributeUpdate { attributes, changed });
             response.username = Some(username);

@@ -49,6 +49,9 @@ pub struct UserView {
     pub username: Username,
     /// Profile attributes.
     pub attributes: Attributes,
+    /// Whether the email is verified (by an IdP that verified that very
+    /// address, an administrator, or a completed Email OTP).
+    pub email_verified: bool,
     /// The federated identities associated with the account.
     pub federated_identities: Vec<FederatedLink>,
     /// Whether the user has set up TOTP (an authenticator app). The secret
@@ -67,9 +70,14 @@ pub struct NewUserRequest {
     #[schema(write_only)]
     pub password: Option<String>,
     /// Profile attributes, as the attribute schema defines them (`email`
-    /// is unique, case-insensitively).
+    /// is unique, case-insensitively, once verified).
     #[serde(default)]
     pub attributes: Attributes,
+    /// Whether you vouch for the email address: only a verified email holds
+    /// the address uniquely and lets a connection's linking rules find the
+    /// account. Defaults to false (an Email OTP sign-in step verifies it).
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 impl fmt::Debug for NewUserRequest {
@@ -151,7 +159,7 @@ async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<NewUserRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let NewUserRequest { username, password, attributes } = request;
+    let NewUserRequest { username, password, attributes, email_verified } = request;
     if let Some(name) = attributes.names().find(|n| n.as_str() == USERNAME || is_system(n.as_str())) {
         return Err(ApiError::bad_request(format!(
             "attribute {name:?} cannot be set here: the username is its own field, and system attributes are \
@@ -171,7 +179,8 @@ async fn create(
             Some(tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??)
         }
     };
-    let user = state.store.create_user(NewLocalUser { username, attributes, password_hash }, state.clock.now()).await?;
+    let new = NewLocalUser { username, attributes, password_hash, email_verified };
+    let user = state.store.create_user(new, state.clock.now()).await?;
     tracing::info!(event = "admin_user_created", user = %user.id, "user created");
     let location = format!("{API_PREFIX}/users/{}", user.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view(&state, user).await?)))
@@ -250,6 +259,7 @@ async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
         id: user.id,
         username: user.username,
         attributes: user.attributes,
+        email_verified: user.email_verified,
         federated_identities,
         totp_enrolled,
     })

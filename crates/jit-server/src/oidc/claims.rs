@@ -1,8 +1,9 @@
 //! The claims we assert about a signed-in subject, filtered by scope.
 
 use jit_domain::attribute::{AttributeValue, Attributes};
+use jit_domain::claims::EMAIL_VERIFIED_CLAIM;
 use jit_domain::connection::ConnectionName;
-use jit_domain::schema::USERNAME;
+use jit_domain::schema::{EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, Subject};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -39,9 +40,9 @@ pub fn pass_through_subject(connection: &ConnectionName, subject: &Subject) -> S
     Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
 }
 
-/// Claims of a local user.
+/// Claims of a local user. Every `email` comes with `email_verified`.
 pub fn local_user_claims(user: &LocalUser, scopes: &[&str]) -> Map<String, Value> {
-    let mut claims = attribute_claims(&user.attributes, scopes);
+    let mut claims = attribute_claims(&user.attributes, scopes, user.email_verified);
     claims.insert("sub".into(), Value::String(user.id.to_string()));
     if released("preferred_username", scopes) {
         claims.insert("preferred_username".into(), Value::String(user.username.to_string()));
@@ -49,20 +50,25 @@ pub fn local_user_claims(user: &LocalUser, scopes: &[&str]) -> Map<String, Value
     claims
 }
 
-/// Claims of a pass-through (JIT-disabled) user: the mapped attributes.
+/// Claims of a pass-through (JIT-disabled) user: the mapped attributes,
+/// and `email_verified` as the IdP said it for that email.
 pub fn pass_through_claims(
     connection: &ConnectionName,
     subject: &Subject,
     attributes: &Attributes,
+    email_verified: bool,
     scopes: &[&str],
 ) -> Map<String, Value> {
-    let mut claims = attribute_claims(attributes, scopes);
+    let mut claims = attribute_claims(attributes, scopes, email_verified);
     claims.insert("sub".into(), Value::String(pass_through_subject(connection, subject)));
     claims
 }
 
-fn attribute_claims(attributes: &Attributes, scopes: &[&str]) -> Map<String, Value> {
-    attributes
+/// The attributes as claims released by `scopes`; an `email` is always
+/// released with `email_verified` (finding 8 of the security review: we
+/// never assert an address without saying whether anybody verified it).
+fn attribute_claims(attributes: &Attributes, scopes: &[&str], email_verified: bool) -> Map<String, Value> {
+    let mut claims: Map<String, Value> = attributes
         .iter()
         .map(|(name, value)| (claim_name(name.as_str()), value))
         .filter(|(claim, _)| released(claim, scopes))
@@ -73,7 +79,11 @@ fn attribute_claims(attributes: &Attributes, scopes: &[&str]) -> Map<String, Val
             };
             (claim, value)
         })
-        .collect()
+        .collect();
+    if claims.contains_key(EMAIL) {
+        claims.insert(EMAIL_VERIFIED_CLAIM.into(), Value::Bool(email_verified));
+    }
+    claims
 }
 
 fn claim_name(attribute: &str) -> String {
@@ -99,12 +109,15 @@ mod tests {
             id: UserId(Uuid::nil()),
             username: Username::new("ann").unwrap(),
             attributes: serde_json::from_value(json!({"email": "a@x", "given_name": "Ann", "groups": ["g"]})).unwrap(),
+            email_verified: false,
         };
         let claims = local_user_claims(&user, &["openid", "email"]);
         assert_eq!(
             Value::Object(claims),
-            json!({"sub": "00000000-0000-0000-0000-000000000000", "email": "a@x", "groups": ["g"]})
+            json!({"sub": "00000000-0000-0000-0000-000000000000", "email": "a@x", "email_verified": false, "groups": ["g"]})
         );
+        let verified = LocalUser { email_verified: true, ..user.clone() };
+        assert_eq!(local_user_claims(&verified, &["openid", "email"]).get("email_verified"), Some(&json!(true)));
         let claims = local_user_claims(&user, &["openid", "profile"]);
         assert_eq!(claims.get("preferred_username"), Some(&json!("ann")));
         assert_eq!(claims.get("given_name"), Some(&json!("Ann")));

@@ -175,8 +175,8 @@ async fn issue_tokens(
                 .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
             local_user_claims(&user, &scopes)
         }
-        SignedInSubject::PassThrough { connection, subject, attributes } => {
-            pass_through_claims(connection, subject, attributes, &scopes)
+        SignedInSubject::PassThrough { connection, subject, attributes, email_verified } => {
+            pass_through_claims(connection, subject, attributes, *email_verified, &scopes)
         }
     };
     let now = state.clock.now();

@@ -20,6 +20,8 @@ pub struct Model {
     pub password_failures: i32,
     /// Until when password sign-in is refused, if locked (milliseconds).
     pub password_locked_until: Option<i64>,
+    /// Whether the `email` attribute is verified (migration m0004).
+    pub email_verified: bool,
 }
 
 #[allow(missing_docs)]

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_totp;
 mod m0003_password_lockout;
+mod m0004_email_verified;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_totp::Migration),
             Box::new(m0003_password_lockout::Migration),
+            Box::new(m0004_email_verified::Migration),
         ]
     }
 
