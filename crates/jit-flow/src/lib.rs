@@ -12,6 +12,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod idps;
+pub mod janitor;
 pub mod mfa;
 pub mod password;
 pub mod script;

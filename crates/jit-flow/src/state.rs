@@ -122,6 +122,11 @@ pub struct SignInState {
     /// same attempt. `None` for a sign-in not stored yet.
     #[serde(skip)]
     pub loaded: Option<StoredState>,
+    /// Set by the request whose step first identified the user: the
+    /// sign-in then moves to a new id (the browser gets a new cookie), so a
+    /// flow id seen before the user signed in is worth nothing after.
+    #[serde(skip)]
+    pub identified_now: bool,
 }
 
 /// A sign-in's state exactly as it was stored. `Debug` shows nothing: it
@@ -250,6 +255,7 @@ mod tests {
             failures: 0,
             mfa: None,
             loaded: None,
+            identified_now: false,
         };
         state.mfa_here().totp_enrolment = Some(secret);
         state.loaded = Some(StoredState(serde_json::to_value(&state).unwrap()));

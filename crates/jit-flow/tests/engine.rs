@@ -7,9 +7,10 @@
 
 mod bench;
 
-use bench::{Bench, PASSWORD, describe, step};
+use bench::{Bench, PASSWORD, describe, id_after, step};
 use futures::future::join_all;
 use jit_domain::mfa::TotpSecret;
+use jit_domain::ports::TotpStore;
 use jit_flow::mfa::totp;
 use jit_flow::{FlowError, Next, TotpView};
 use time::Duration;
@@ -30,8 +31,9 @@ async fn enrol_through_corp(bench: &Bench) -> TotpSecret {
     assert_eq!(describe(&Ok(first)), "step 1");
     let redirect = bench.engine.federate(&flow, &bench.csrf(&flow).await, "corp").await.unwrap();
     let callback = bench.at_idp(&redirect).await;
-    let enrol = bench.engine.callback(Some(&flow), "corp", &callback).await.unwrap();
-    let secret = enrolment_secret(&enrol);
+    let enrol = bench.engine.callback(Some(&flow), "corp", &callback).await;
+    let flow = id_after(&flow, &enrol);
+    let secret = enrolment_secret(&enrol.unwrap());
     let code = totp::code_at(&secret, bench.now()).unwrap();
     let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
     assert_eq!(describe(&done), "complete");
@@ -39,11 +41,44 @@ async fn enrol_through_corp(bench: &Bench) -> TotpSecret {
 }
 
 /// Finding 1 (critical): a second pending federation of the same step must
-/// not complete the step after it. Two "continue with corp" clicks, the
-/// first answer completes step 1; the second answer arrives while step 2
-/// (TOTP) is current: refused, nothing changes, TOTP is still required.
+/// not complete the step after it. Steps `[[LOCAL], [corp], [TOTP]]`: two
+/// "continue with corp" clicks at step 2, the first answer completes it; the
+/// second answer arrives while step 3 (TOTP) is current: refused before its
+/// code is exchanged, nothing changes, TOTP is still required.
 #[tokio::test]
 async fn a_second_pending_federation_cannot_complete_the_next_step() {
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["corp"]), step(&["TOTP"])], None).await;
+    let alice = bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let secret = jit_flow::mfa::totp::generate_secret().unwrap();
+    bench.store.inner.enrol_totp(alice, &secret, 0, bench.now()).await.unwrap();
+
+    let (flow, _) = bench.start().await;
+    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    let flow = id_after(&flow, &signed_in);
+    assert_eq!(describe(&signed_in), "step 2");
+    let csrf = bench.csrf(&flow).await;
+    let first = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
+    let second = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
+    let (first, second) = (bench.at_idp(&first).await, bench.at_idp(&second).await);
+    let at_totp = bench.engine.callback(Some(&flow), "corp", &first).await;
+    assert_eq!(describe(&at_totp), "step 3", "corp linked alice by her verified email");
+    let flow = id_after(&flow, &at_totp);
+
+    let replayed = bench.engine.callback(Some(&flow), "corp", &second).await;
+    assert!(matches!(replayed, Err(FlowError::StaleStep { .. })), "{}", describe(&replayed));
+    assert_eq!(bench.engine.view(&flow).await.unwrap().step, 3, "the sign-in is still at TOTP");
+    assert_eq!(bench.idp.counters().token, 1, "the stale answer's code was never exchanged");
+
+    let code = totp::code_at(&secret, bench.now()).unwrap();
+    let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
+    assert_eq!(describe(&done), "complete");
+}
+
+/// Finding 1, and the flow id rotation: when the first step identifies the
+/// user the sign-in moves to a new id, so a pending federation started
+/// under the old one is refused whatever the browser sends.
+#[tokio::test]
+async fn identifying_the_user_moves_the_sign_in_to_a_new_id() {
     let bench = Bench::new(vec![step(&["corp"]), step(&["TOTP"])], None).await;
     let secret = enrol_through_corp(&bench).await;
     bench.clock.advance(Duration::seconds(30));
@@ -55,14 +90,19 @@ async fn a_second_pending_federation_cannot_complete_the_next_step() {
     let (first, second) = (bench.at_idp(&first).await, bench.at_idp(&second).await);
     let at_totp = bench.engine.callback(Some(&flow), "corp", &first).await;
     assert_eq!(describe(&at_totp), "step 2");
+    let new_flow = id_after(&flow, &at_totp);
+    assert_ne!(new_flow, flow, "a new id once the user is known");
+    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the old id is worth nothing");
 
-    let replayed = bench.engine.callback(Some(&flow), "corp", &second).await;
-    assert!(matches!(replayed, Err(FlowError::StaleStep { .. })), "{}", describe(&replayed));
-    assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2, "the sign-in is still at TOTP");
-    assert_eq!(bench.idp.counters().token, 2, "the stale answer's code was never exchanged");
-
+    // With the old cookie the sign-in is gone; with the new one the answer
+    // belongs to no sign-in of this browser.
+    let old_cookie = bench.engine.callback(Some(&flow), "corp", &second).await;
+    assert!(matches!(old_cookie, Err(FlowError::Expired)), "{}", describe(&old_cookie));
+    let new_cookie = bench.engine.callback(Some(&new_flow), "corp", &second).await;
+    assert!(matches!(new_cookie, Err(FlowError::UnknownState)), "{}", describe(&new_cookie));
+    assert_eq!(bench.engine.view(&new_flow).await.unwrap().step, 2, "the sign-in is still at TOTP");
     let code = totp::code_at(&secret, bench.now()).unwrap();
-    let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
+    let done = bench.engine.totp(&new_flow, &bench.csrf(&new_flow).await, &code).await;
     assert_eq!(describe(&done), "complete");
 }
 
@@ -76,6 +116,7 @@ async fn a_form_of_a_step_already_done_is_refused() {
     let step_one = bench.csrf(&flow).await;
     let at_two = bench.engine.password(&flow, &step_one, "alice", PASSWORD).await;
     assert_eq!(describe(&at_two), "step 2");
+    let flow = id_after(&flow, &at_two);
     let replayed = bench.engine.password(&flow, &step_one, "alice", PASSWORD).await;
     assert!(matches!(replayed, Err(FlowError::Csrf)), "{}", describe(&replayed));
     assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2);
@@ -89,7 +130,8 @@ async fn pending_work_of_a_step_dies_with_the_step() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
     let (flow, _) = bench.start().await;
-    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    let flow = id_after(&flow, &signed_in);
     let sent = bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await;
     assert!(describe(&sent).starts_with("step 2 notice: We sent a code"), "{}", describe(&sent));
     let code = bench.outbox.last_code();
@@ -109,7 +151,8 @@ async fn parallel_email_codes_are_counted_before_they_are_checked() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
     let (flow, _) = bench.start().await;
-    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    let flow = id_after(&flow, &signed_in);
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let right = bench.outbox.last_code();
     let wrong = if right == "000000" { "000001".to_owned() } else { "000000".to_owned() };
@@ -173,7 +216,8 @@ async fn an_email_code_expires() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
     let (flow, _) = bench.start().await;
-    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    let flow = id_after(&flow, &signed_in);
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let code = bench.outbox.last_code();
     bench.clock.advance(Duration::minutes(10));
@@ -204,6 +248,7 @@ async fn a_failed_step_without_a_decision_ends_the_sign_in() {
     let redirect = bench.engine.federate(&flow, &bench.csrf(&flow).await, "corp").await.unwrap();
     let at_totp = bench.engine.callback(Some(&flow), "corp", &bench.at_idp(&redirect).await).await;
     assert_eq!(describe(&at_totp), "step 2");
+    let flow = id_after(&flow, &at_totp);
     let wrong = bench.engine.totp(&flow, &bench.csrf(&flow).await, "000000").await;
     let wrong = if matches!(wrong, Ok(Next::Complete(_))) { panic!("fail open") } else { wrong };
     // (000000 could be the right code once in a million runs: then step 2
@@ -229,7 +274,8 @@ var onLoginRequest = function (context) {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], Some(seeds)).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
     let (flow, _) = bench.start().await;
-    bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await.unwrap();
+    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+    let flow = id_after(&flow, &signed_in);
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let right = bench.outbox.last_code();
     let wrong = if right == "000000" { "000001" } else { "000000" };

@@ -11,17 +11,20 @@ mod health;
 pub mod keys;
 pub mod oidc;
 mod pages;
+pub mod serve;
 mod signin;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use jit_flow::SignInEngine;
 use jit_flow::clock::Clock;
 use jit_store::Store;
 use sha2::Digest;
 use tower_http::csrf::CsrfLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use keys::KeyRing;
@@ -48,7 +51,10 @@ impl ServerSettings {
     pub fn new(public_url: impl Into<String>) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
         let digest = sha2::Sha256::digest(public_url.as_bytes());
-        let flow_cookie_name = format!("jit_flow_{}", hex_prefix(&digest, 4));
+        // Behind https the cookie is `__Host-`: Secure, path /, no Domain,
+        // so no sibling host can plant or overwrite it.
+        let prefix = if public_url.starts_with("https://") { "__Host-" } else { "" };
+        let flow_cookie_name = format!("{prefix}jit_flow_{}", hex_prefix(&digest, 4));
         Self {
             public_url,
             id_token_ttl: time::Duration::minutes(5),
@@ -110,6 +116,20 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .merge(pages)
         .merge(admin::router(&state))
+        // Headers on every response (a handler may set its own first):
+        // pages are never framed (clickjacking), never sniffed into another
+        // type, never cached, and leak no URL through `Referer`; token and
+        // API answers are never cached either (RFC 6749 §5.1).
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Sets `name: value` on responses that do not have it.
+fn header(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }

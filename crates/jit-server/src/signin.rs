@@ -38,8 +38,14 @@ fn flow_id(state: &AppState, jar: &CookieJar) -> Result<String, PageError> {
 pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
     match next {
         // A sign-in that has just started or advanced: show its page at a
-        // stable URL, so reloading does not resubmit anything.
-        Next::Show(_) => Redirect::to("/signin").into_response(),
+        // stable URL, so reloading does not resubmit anything. When the step
+        // just done identified the user, the sign-in has a new id.
+        Next::Show(view) => match view.new_flow_id {
+            Some(flow_id) => {
+                (CookieJar::new().add(flow_cookie(state, flow_id)), Redirect::to("/signin")).into_response()
+            }
+            None => Redirect::to("/signin").into_response(),
+        },
         Next::RedirectToIdp(url) => Redirect::to(&url).into_response(),
         Next::Complete(issued) => {
             let mut pairs = vec![("code", issued.code.as_str())];

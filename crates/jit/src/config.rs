@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use jit_flow::mfa::mailer::{DEFAULT_FROM, SmtpOptions};
+use jit_server::serve::ConnectionLimits;
 
 /// The embedded default: a SQLite file in the working directory, created on
 /// first use.
@@ -42,6 +43,20 @@ pub struct ServeArgs {
     /// How long an Email OTP code is valid, in seconds.
     #[arg(long, env = "JIT_EMAIL_OTP_TTL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub email_otp_ttl: u64,
+    /// Seconds a client may take to send a request's headers, counted from
+    /// the connection's start or the end of the previous response (so it
+    /// also closes idle keep-alive connections).
+    #[arg(long, env = "JIT_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout: u64,
+    /// Seconds a connection may go without any traffic before it is closed.
+    #[arg(long, env = "JIT_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "JIT_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds between two purges of expired sign-ins, codes and tokens.
+    #[arg(long, env = "JIT_PURGE_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub purge_interval: u64,
     #[command(flatten)]
     pub smtp: SmtpArgs,
 }
@@ -73,6 +88,21 @@ impl SmtpArgs {
 }
 
 impl ServeArgs {
+    /// The limits of incoming connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            ..ConnectionLimits::default()
+        }
+    }
+
+    /// How often expired records are purged.
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval)
+    }
+
     /// The timeout of outbound calls to identity providers.
     pub fn idp_timeout(&self) -> Duration {
         Duration::from_secs(self.idp_timeout)
@@ -126,6 +156,25 @@ mod tests {
         assert_eq!(parse(&["--email-otp-ttl", "90"]).unwrap().serve.email_otp_ttl(), time::Duration::seconds(90));
         assert!(parse(&["--email-otp-ttl", "0"]).is_err());
         assert!(parse(&["--email-otp-ttl", "3601"]).is_err());
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_bounds() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["jit"], args].concat());
+        let unset = ["JIT_HEADER_READ_TIMEOUT", "JIT_IDLE_TIMEOUT", "JIT_MAX_CONNECTIONS"];
+        if unset.iter().all(|v| std::env::var_os(v).is_none()) {
+            assert_eq!(parse(&[]).unwrap().serve.connection_limits(), ConnectionLimits::default());
+        }
+        let limits = parse(&["--header-read-timeout", "3", "--idle-timeout", "20", "--max-connections", "7"])
+            .unwrap()
+            .serve
+            .connection_limits();
+        assert_eq!(
+            (limits.header_read_timeout, limits.idle_timeout, limits.max_connections),
+            (Duration::from_secs(3), Duration::from_secs(20), 7)
+        );
+        assert!(parse(&["--header-read-timeout", "0"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
     }
 
     #[test]

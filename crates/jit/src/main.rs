@@ -99,7 +99,11 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, issuer = %public_url, "jit is serving");
     println!("jit is listening on {} (issuer {public_url})", listener.local_addr()?);
-    axum::serve(listener, jit_server::router(state)).with_graceful_shutdown(shutdown()).await.context("serving")?;
+    // Expired sign-ins, codes and tokens are deleted on every instance.
+    tokio::spawn(jit_flow::janitor::run(state.store.clone(), state.clock.clone(), args.purge_interval()));
+    jit_server::serve::serve(listener, jit_server::router(state), args.connection_limits(), shutdown())
+        .await
+        .context("serving")?;
     tracing::info!("jit stopped");
     Ok(())
 }

@@ -147,6 +147,9 @@ pub struct StepView {
     pub error: Option<String>,
     /// Something to tell the user (e.g. that a code was sent).
     pub notice: Option<String>,
+    /// The sign-in's new id, when this request moved it to one (the step
+    /// just done identified the user): the browser's cookie must change.
+    pub new_flow_id: Option<String>,
     /// TOTP, when the step offers it to this user.
     pub totp: Option<TotpView>,
     /// Email OTP, when the step offers it to this user.
@@ -247,6 +250,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             failures: 0,
             mfa: None,
             loaded: None,
+            identified_now: false,
         };
         let flow_id = random_token()?;
         let Some(first) = self.next_step(application, &state).await? else {
@@ -449,8 +453,10 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     /// Redeems an authorization code, once.
-    pub async fn redeem_code(&self, code: &str) -> Result<Option<AuthorizationGrant>, FlowError> {
-        self.take(&format!("{CODE_PREFIX}{}", stored_form(code))).await
+    /// The code is stored under its client: another client presenting it
+    /// finds nothing and does not use it up for its owner.
+    pub async fn redeem_code(&self, client_id: &str, code: &str) -> Result<Option<AuthorizationGrant>, FlowError> {
+        self.take(&code_key(client_id, code)).await
     }
 
     fn complete_step(
@@ -462,7 +468,10 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         // The first step that identifies the user fixes the subject; a later
         // identifying step must find the same user.
         match &state.subject {
-            None => state.subject = Some(subject),
+            None => {
+                state.subject = Some(subject);
+                state.identified_now = true;
+            }
             Some(known) if *known == subject => {}
             Some(_) => {
                 return Err(FlowError::InvalidFlow(
@@ -542,8 +551,14 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         match self.next_step(application, &state).await? {
             Some(next) => {
                 self.enter_step(application, &mut state, next).await?;
-                self.save(flow_id, &mut state).await?;
-                Ok(Next::Show(self.view_of(application, &state, None, None).await?))
+                let new_flow_id = if state.identified_now {
+                    Some(self.move_to_new_id(flow_id, &mut state).await?)
+                } else {
+                    self.save(flow_id, &mut state).await?;
+                    None
+                };
+                let view = self.view_of(application, &state, None, None).await?;
+                Ok(Next::Show(StepView { new_flow_id, ..view }))
             }
             None => self.finish(flow_id, state).await,
         }
@@ -623,7 +638,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         }
         let code = random_token()?;
         let expires = self.clock.now() + self.settings.code_ttl;
-        self.put(&format!("{CODE_PREFIX}{}", stored_form(&code)), &grant, expires).await?;
+        self.put(&code_key(&state.authorization.client_id, &code), &grant, expires).await?;
         Ok(Next::Complete(IssuedCode {
             redirect_uri: state.authorization.redirect_uri,
             code,
@@ -656,6 +671,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             csrf: state.csrf.clone(),
             error,
             notice,
+            new_flow_id: None,
             totp,
             email_otp,
         })
@@ -699,6 +715,24 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         Ok(())
     }
 
+    /// Stores the sign-in under a fresh id and deletes it under `flow_id`
+    /// (only as loaded: a concurrent change wins, and this request fails
+    /// with [`FlowError::Concurrent`]). Returns the new id.
+    async fn move_to_new_id(&self, flow_id: &str, state: &mut SignInState) -> Result<String, FlowError> {
+        let new_id = random_token()?;
+        let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
+        self.store.put_flow(&flow_key(&new_id), &value, self.expiry()).await?;
+        if let Some(StoredState(loaded)) = &state.loaded
+            && !self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?
+        {
+            self.store.take_flow(&flow_key(&new_id), self.clock.now()).await?;
+            return Err(FlowError::Concurrent);
+        }
+        state.loaded = Some(StoredState(value));
+        state.identified_now = false;
+        Ok(new_id)
+    }
+
     /// Ends the sign-in (refused or failed): its state is deleted if it is
     /// still as loaded; if another request changed it meanwhile, that
     /// request's outcome stands.
@@ -730,6 +764,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 /// bearer secret and never lands in the database.
 fn flow_key(flow_id: &str) -> String {
     format!("{FLOW_PREFIX}{}", stored_form(flow_id))
+}
+
+/// Codes are stored under the hash of their client and the code.
+fn code_key(client_id: &str, code: &str) -> String {
+    format!("{CODE_PREFIX}{}", stored_form(&format!("{client_id}\n{code}")))
 }
 
 fn current_step<'a>(application: &'a Application, state: &SignInState) -> Result<&'a Step, FlowError> {

@@ -190,6 +190,15 @@ impl Bench {
     }
 }
 
+/// The sign-in's id after an answer: a new one when the answer moved the
+/// sign-in (the step just done identified the user).
+pub fn id_after(flow: &str, answer: &Result<Next, jit_flow::FlowError>) -> String {
+    match answer {
+        Ok(Next::Show(view)) => view.new_flow_id.clone().unwrap_or_else(|| flow.to_owned()),
+        _ => flow.to_owned(),
+    }
+}
+
 /// A short description of an engine answer, for assertions.
 pub fn describe(result: &Result<Next, jit_flow::FlowError>) -> String {
     match result {

@@ -11,6 +11,7 @@ use jit_domain::ports::ApplicationStore;
 use jit_flow::state::AuthorizationContext;
 use serde::Deserialize;
 
+use super::claims::granted_scopes;
 use crate::AppState;
 use crate::error::PageError;
 use crate::signin::{flow_cookie, next_response};
@@ -28,7 +29,16 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     fidp: Option<String>,
+    request: Option<String>,
+    request_uri: Option<String>,
+    response_mode: Option<String>,
+    max_age: Option<String>,
 }
+
+/// Longest authorization request query accepted, in bytes. Everything a
+/// sign-in stores before anybody authenticated comes from it, so it bounds
+/// what one unauthenticated request can make jit keep (see the README).
+pub const MAX_AUTHORIZE_QUERY: usize = 4096;
 
 /// Starts a sign-in. Errors about the client or redirect URI are shown as
 /// a page (never redirected: the redirect URI is not trusted yet); the
@@ -40,6 +50,9 @@ pub async fn authorize(
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, PageError> {
     let bad = |message: &str| PageError::new(StatusCode::BAD_REQUEST, "Invalid request", message, "invalid_request");
+    if raw_query.as_deref().is_some_and(|q| q.len() > MAX_AUTHORIZE_QUERY) {
+        return Err(bad(&format!("The authorization request is longer than {MAX_AUTHORIZE_QUERY} bytes.")));
+    }
     let client_id = params.client_id.as_deref().ok_or_else(|| bad("The request has no client_id."))?;
     let application = state
         .store
@@ -58,7 +71,21 @@ pub async fn authorize(
     if params.response_type.as_deref() != Some("code") {
         return back("unsupported_response_type", "only response_type=code is supported");
     }
-    let scope = params.scope.clone().unwrap_or_default();
+    if params.request.is_some() {
+        return back("request_not_supported", "request objects (the request parameter) are not supported");
+    }
+    if params.request_uri.is_some() {
+        return back("request_uri_not_supported", "the request_uri parameter is not supported");
+    }
+    if params.response_mode.as_deref().is_some_and(|mode| mode != "query") {
+        return back("invalid_request", "only response_mode=query is supported");
+    }
+    // Every sign-in authenticates the user afresh (there is no session to
+    // reuse), so any max_age is met; auth_time is always in the ID token.
+    if params.max_age.as_deref().is_some_and(|age| age.parse::<u64>().is_err()) {
+        return back("invalid_request", "max_age must be a number of seconds");
+    }
+    let scope = granted_scopes(params.scope.as_deref().unwrap_or_default());
     if !scope.split(' ').any(|s| s == "openid") {
         return back("invalid_scope", "the openid scope is required");
     }

@@ -33,6 +33,21 @@ const SCOPED_CLAIMS: &[(&str, &[&str])] = &[
     ("phone", &["phone_number", "phone_number_verified"]),
 ];
 
+/// The scopes we grant: `openid` and those of [`SCOPED_CLAIMS`]. Others
+/// are ignored (not granted, not echoed back).
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone"];
+
+/// The requested scopes we grant, in request order, each once.
+pub fn granted_scopes(requested: &str) -> String {
+    let mut granted: Vec<&str> = Vec::new();
+    for scope in requested.split(' ').filter(|s| SUPPORTED_SCOPES.contains(s)) {
+        if !granted.contains(&scope) {
+            granted.push(scope);
+        }
+    }
+    granted.join(" ")
+}
+
 /// The `sub` of a federated user without a local account: stable for
 /// (connection, subject), and not the IdP's identifier itself.
 pub fn pass_through_subject(connection: &ConnectionName, subject: &Subject) -> String {
@@ -122,6 +137,13 @@ mod tests {
         assert_eq!(claims.get("preferred_username"), Some(&json!("ann")));
         assert_eq!(claims.get("given_name"), Some(&json!("Ann")));
         assert!(claims.get("email").is_none());
+    }
+
+    #[test]
+    fn only_supported_scopes_are_granted() {
+        assert_eq!(granted_scopes("openid email"), "openid email");
+        assert_eq!(granted_scopes("openid  admin email openid <script>"), "openid email");
+        assert!(SCOPED_CLAIMS.iter().all(|(scope, _)| SUPPORTED_SCOPES.contains(scope)));
     }
 
     #[test]

@@ -46,12 +46,14 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "email", "phone"],
+        "scopes_supported": claims::SUPPORTED_SCOPES,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "given_name", "family_name",
             "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "gender",
-            "birthdate", "zoneinfo", "locale", "email", "phone_number", "groups", "roles"
+            "birthdate", "zoneinfo", "locale", "email", "email_verified", "phone_number", "groups", "roles"
         ],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()

@@ -48,8 +48,10 @@ async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) 
     }
     let application = authenticate_client(state, headers, &request).await?;
     let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    // Redeeming deletes the code: a replayed code finds nothing.
-    let Some(grant) = state.engine.redeem_code(code).await.map_err(OAuthError::server_error)? else {
+    // Redeeming deletes the code: a replayed code finds nothing. Codes are
+    // kept per client, so another client's attempt leaves it to its owner.
+    let redeemed = state.engine.redeem_code(&application.client_id, code).await;
+    let Some(grant) = redeemed.map_err(OAuthError::server_error)? else {
         revoke_tokens_of_spent_code(state, &application, code).await?;
         return Err(OAuthError::invalid_grant("the code is invalid, expired or already used"));
     };
