@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 /// The admin API token the benchmarked jit gets.
-pub const ADMIN_TOKEN: &str = "jit-bench-admin-token";
+pub const ADMIN_TOKEN: &str = "jit-bench-admin-token-of-32-characters-or-more";
 
 /// What jit prints once it accepts connections.
 const READY: &str = "jit is listening";
@@ -44,6 +44,7 @@ impl Jit {
             .env("JIT_PUBLIC_URL", &url)
             .env("JIT_DATABASE_URL", database_url)
             .env("JIT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("JIT_SECRET_KEY", jit_testkit::harness::SECRET_KEY)
             .env("JIT_LOG_FORMAT", "text")
             .env("RUST_LOG", "info,sqlx=warn,tower_http=warn")
             .env("NO_COLOR", "1")

@@ -56,8 +56,10 @@ impl Server {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
-        let store = Arc::new(Store::connect(&url, AttributeSchema::standard()).await.unwrap());
+        let sealing = jit_store::SealingKeys::generate().unwrap();
+        let store = Arc::new(Store::connect(&url, AttributeSchema::standard(), sealing).await.unwrap());
         store.migrate().await.unwrap();
+        store.prepare_secrets().await.unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let keys = Arc::new(KeyRing::open(store.clone(), clock.now()).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,13 +11,26 @@ use crate::Store;
 use crate::convert::{from_json, millis, to_json};
 use crate::entity::connections;
 use crate::error::{classify, taken_or};
+use crate::secrets::connection_place;
+
+impl Store {
+    /// A connection's settings (its client secret among them), sealed.
+    fn seal_connection(&self, connection: &Connection) -> Result<String, StoreError> {
+        self.seal(to_json(connection)?.as_bytes(), &connection_place(connection.name.as_str()))
+    }
+
+    fn open_connection(&self, row: &connections::Model) -> Result<Connection, StoreError> {
+        let clear = self.open(&row.config, &connection_place(&row.name))?;
+        from_json(&String::from_utf8_lossy(&clear), "connection")
+    }
+}
 
 #[async_trait]
 impl ConnectionStore for Store {
     async fn create_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError> {
         connections::Entity::insert(connections::ActiveModel {
             name: Set(connection.name.as_str().to_owned()),
-            config: Set(to_json(connection)?),
+            config: Set(self.seal_connection(connection)?),
             created_at: Set(millis(now)),
             updated_at: Set(millis(now)),
         })
@@ -30,7 +43,7 @@ impl ConnectionStore for Store {
     async fn update_connection(&self, connection: &Connection, now: OffsetDateTime) -> Result<(), StoreError> {
         let name = connection.name.as_str();
         connections::Entity::update_many()
-            .col_expr(connections::Column::Config, Expr::value(to_json(connection)?))
+            .col_expr(connections::Column::Config, Expr::value(self.seal_connection(connection)?))
             .col_expr(connections::Column::UpdatedAt, Expr::value(millis(now)))
             .filter(connections::Column::Name.eq(name))
             .exec(&self.db)
@@ -45,7 +58,7 @@ impl ConnectionStore for Store {
 
     async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError> {
         let row = connections::Entity::find_by_id(name.as_str()).one(&self.db).await.map_err(classify)?;
-        row.map(|row| from_json(&row.config, "connection")).transpose()
+        row.map(|row| self.open_connection(&row)).transpose()
     }
 
     async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
@@ -54,7 +67,7 @@ impl ConnectionStore for Store {
             .all(&self.db)
             .await
             .map_err(classify)?;
-        rows.iter().map(|row| from_json(&row.config, "connection")).collect()
+        rows.iter().map(|row| self.open_connection(row)).collect()
     }
 
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {

@@ -17,6 +17,20 @@ pub enum Error {
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[source] DbErr),
+    /// The SQLite file cannot be created.
+    #[error("cannot create the database file {0}: {1}")]
+    CreateFile(String, #[source] std::io::Error),
+    /// The database's secrets are sealed with a key this instance lacks.
+    #[error(
+        "the secrets in this database are sealed with secret key {0}, which this instance was not given: start it with the same JIT_SECRET_KEY (or --secret-key-file) as the instance that created the database"
+    )]
+    WrongKey(String),
+    /// Sealing the existing secrets again failed.
+    #[error("sealing the database's secrets failed: {0}")]
+    Reseal(#[source] StoreError),
+    /// A secret cannot be sealed or opened.
+    #[error("sealing secrets failed: {0}")]
+    Sealing(#[from] crate::sealing::SealingError),
 }
 
 /// Translates a database error: constraint violations and lost races become

@@ -11,18 +11,33 @@ use crate::Store;
 use crate::convert::{from_json, millis, to_json};
 use crate::entity::flow_states;
 use crate::error::classify;
+use crate::secrets::{digest, flow_place};
+
+impl Store {
+    /// A sign-in's state sealed for its row, and the digest of its text.
+    fn seal_state(&self, id: &str, state: &Value) -> Result<(String, String), StoreError> {
+        let text = to_json(state)?;
+        Ok((self.seal(text.as_bytes(), &flow_place(id))?, digest(&text)))
+    }
+}
 
 #[async_trait]
 impl FlowStateStore for Store {
     async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError> {
+        let (sealed, digest) = self.seal_state(id, state)?;
         flow_states::Entity::insert(flow_states::ActiveModel {
             id: Set(id.to_owned()),
-            state: Set(to_json(state)?),
+            state: Set(sealed),
             expires_at: Set(millis(expires_at)),
+            digest: Set(Some(digest)),
         })
         .on_conflict(
             OnConflict::column(flow_states::Column::Id)
-                .update_columns([flow_states::Column::State, flow_states::Column::ExpiresAt])
+                .update_columns([
+                    flow_states::Column::State,
+                    flow_states::Column::ExpiresAt,
+                    flow_states::Column::Digest,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(&self.db)
@@ -37,7 +52,11 @@ impl FlowStateStore for Store {
             .one(&self.db)
             .await
             .map_err(classify)?;
-        row.map(|row| from_json(&row.state, "flow state")).transpose()
+        // A state written in clear (before secrets were sealed) is gone.
+        let Some(row) = row.filter(|row| row.digest.is_some()) else { return Ok(None) };
+        let clear = self.open(&row.state, &flow_place(id))?;
+        let text = String::from_utf8(clear).map_err(|_| StoreError::Backend("flow state: not UTF-8".into()))?;
+        from_json(&text, "flow state").map(Some)
     }
 
     async fn replace_flow(
@@ -48,13 +67,16 @@ impl FlowStateStore for Store {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // The stored text is serde_json's rendering of the value, so the
-        // expected value renders to the same text.
+        // The digest is of serde_json's rendering of the value in clear, so
+        // the expected value renders to the same text (the sealed text
+        // differs each time: a fresh nonce).
+        let (sealed, new_digest) = self.seal_state(id, state)?;
         let replaced = flow_states::Entity::update_many()
-            .col_expr(flow_states::Column::State, Expr::value(to_json(state)?))
+            .col_expr(flow_states::Column::State, Expr::value(sealed))
+            .col_expr(flow_states::Column::Digest, Expr::value(new_digest))
             .col_expr(flow_states::Column::ExpiresAt, Expr::value(millis(expires_at)))
             .filter(flow_states::Column::Id.eq(id))
-            .filter(flow_states::Column::State.eq(to_json(expected)?))
+            .filter(flow_states::Column::Digest.eq(digest(&to_json(expected)?)))
             .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
             .exec(&self.db)
             .await
@@ -73,7 +95,7 @@ impl FlowStateStore for Store {
     async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError> {
         let deleted = flow_states::Entity::delete_many()
             .filter(flow_states::Column::Id.eq(id))
-            .filter(flow_states::Column::State.eq(to_json(expected)?))
+            .filter(flow_states::Column::Digest.eq(digest(&to_json(expected)?)))
             .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
             .exec(&self.db)
             .await

@@ -9,6 +9,7 @@ use crate::Store;
 use crate::convert::{from_millis, millis};
 use crate::entity::signing_keys;
 use crate::error::{classify, taken_or};
+use crate::secrets::signing_key_place;
 
 #[async_trait]
 impl SigningKeyStore for Store {
@@ -16,7 +17,7 @@ impl SigningKeyStore for Store {
         signing_keys::Entity::insert(signing_keys::ActiveModel {
             kid: Set(key.kid.clone()),
             algorithm: Set(key.algorithm.clone()),
-            private_key: Set(key.private_key_der.clone()),
+            private_key: Set(self.seal(&key.private_key_der, &signing_key_place(&key.kid))?.into_bytes()),
             created_at: Set(millis(key.created_at)),
             active: Set(key.active),
         })
@@ -33,16 +34,19 @@ impl SigningKeyStore for Store {
             .all(&self.db)
             .await
             .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| SigningKey {
-                kid: row.kid,
-                algorithm: row.algorithm,
-                private_key_der: row.private_key,
-                created_at: from_millis(row.created_at),
-                active: row.active,
+        rows.into_iter()
+            .map(|row| {
+                let sealed = String::from_utf8(row.private_key)
+                    .map_err(|_| StoreError::Backend(format!("signing key {}: not sealed", row.kid)))?;
+                Ok(SigningKey {
+                    private_key_der: self.open(&sealed, &signing_key_place(&row.kid))?,
+                    kid: row.kid,
+                    algorithm: row.algorithm,
+                    created_at: from_millis(row.created_at),
+                    active: row.active,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn retire_signing_key(&self, kid: &str) -> Result<bool, StoreError> {

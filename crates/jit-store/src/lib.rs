@@ -6,11 +6,19 @@
 //! rules ask for and writes what they decided, atomically, with uniqueness
 //! enforced by unique indexes.
 //!
+//! Secrets (TOTP secrets, connections' client secrets, signing keys, sign-in
+//! state) are sealed with the [`SealingKeys`] the store is opened with; see
+//! [`sealing`].
+//!
 //! ```no_run
-//! # async fn run() -> Result<(), jit_store::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use jit_domain::schema::AttributeSchema;
-//! let store = jit_store::Store::connect("sqlite://jit.sqlite?mode=rwc", AttributeSchema::standard()).await?;
+//! use jit_store::{SealingKeys, Store};
+//! // Keep the key somewhere safe: without it the secrets cannot be read.
+//! let keys = SealingKeys::from_encoded(&[std::env::var("JIT_SECRET_KEY")?])?;
+//! let store = Store::connect("sqlite://jit.sqlite?mode=rwc", AttributeSchema::standard(), keys).await?;
 //! store.migrate().await?;
+//! store.prepare_secrets().await?;
 //! # Ok(()) }
 //! ```
 
@@ -27,8 +35,11 @@ mod mfa;
 mod migration;
 mod password_lockout;
 mod provisioning;
+pub mod sealing;
+mod secrets;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jit_domain::schema::AttributeSchema;
@@ -37,23 +48,29 @@ use sea_orm_migration::MigratorTrait;
 
 pub use error::Error;
 pub use migration::Migrator;
+pub use sealing::{SealingError, SealingKeys};
 
 /// SQLite connections in the pool. SQLite has one writer at a time; a few
 /// connections let readers proceed while it writes (WAL mode).
 const SQLITE_POOL: u32 = 4;
 
-/// The store: a database connection pool and the attribute schema that says
-/// which attributes are unique.
+/// The store: a database connection pool, the attribute schema that says
+/// which attributes are unique, and the keys that seal secrets.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
     schema: AttributeSchema,
+    sealing: Arc<SealingKeys>,
 }
 
 impl Store {
     /// Connects to `url`: `sqlite://path?mode=rwc`, `postgres://…` or
-    /// `mysql://…`. Does not migrate.
-    pub async fn connect(url: &str, schema: AttributeSchema) -> Result<Self, Error> {
+    /// `mysql://…`. Does not migrate. A SQLite file that does not exist yet
+    /// is created readable by its owner only (0600).
+    pub async fn connect(url: &str, schema: AttributeSchema, sealing: SealingKeys) -> Result<Self, Error> {
+        if let Some(path) = sqlite_path(url) {
+            create_private_file(path).map_err(|e| Error::CreateFile(path.to_owned(), e))?;
+        }
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
@@ -68,12 +85,17 @@ impl Store {
             options.max_connections(SQLITE_POOL);
         }
         let db = Database::connect(options).await.map_err(|e| Error::Connect(redact(url), e))?;
-        Ok(Self { db, schema })
+        Ok(Self { db, schema, sealing: Arc::new(sealing) })
     }
 
     /// Wraps an existing connection.
-    pub fn from_connection(db: DatabaseConnection, schema: AttributeSchema) -> Self {
-        Self { db, schema }
+    pub fn from_connection(db: DatabaseConnection, schema: AttributeSchema, sealing: SealingKeys) -> Self {
+        Self { db, schema, sealing: Arc::new(sealing) }
+    }
+
+    /// The keys that seal secrets.
+    pub fn sealing(&self) -> &SealingKeys {
+        &self.sealing
     }
 
     /// Applies pending migrations.
@@ -102,6 +124,29 @@ impl Store {
     }
 }
 
+/// The file of a `sqlite://` URL (`None` for in-memory databases and
+/// other backends).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (SQLite then
+/// gives its `-wal` and `-shm` files the same mode); an existing file is
+/// left as it is.
+fn create_private_file(path: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `url` without its password, for error messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -118,6 +163,14 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(super::sqlite_path("sqlite://jit.sqlite?mode=rwc"), Some("jit.sqlite"));
+        assert_eq!(super::sqlite_path("sqlite:///tmp/a.db?mode=rwc"), Some("/tmp/a.db"));
+        assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+        assert_eq!(super::sqlite_path("postgres://u@h/db"), None);
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");

@@ -15,6 +15,7 @@ use crate::attempts::AttemptCounter;
 use crate::convert::{from_millis, millis};
 use crate::entity::user_totp;
 use crate::error::{classify, retry_transient};
+use crate::secrets::totp_place;
 
 /// The TOTP failure counter: on the enrolment's row.
 const TOTP_ATTEMPTS: AttemptCounter<user_totp::Entity> = AttemptCounter {
@@ -24,9 +25,10 @@ const TOTP_ATTEMPTS: AttemptCounter<user_totp::Entity> = AttemptCounter {
     what: "the TOTP enrolment of user",
 };
 
-fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
-    let secret = TotpSecret::new(row.secret)
-        .map_err(|_| StoreError::Backend(format!("the stored TOTP secret of user {} is unreadable", row.user_id)))?;
+fn to_record(store: &Store, row: user_totp::Model) -> Result<TotpRecord, StoreError> {
+    let unreadable = || StoreError::Backend(format!("the stored TOTP secret of user {} is unreadable", row.user_id));
+    let clear = store.open(&row.secret, &totp_place(row.user_id))?;
+    let secret = TotpSecret::new(String::from_utf8(clear).map_err(|_| unreadable())?).map_err(|_| unreadable())?;
     Ok(TotpRecord {
         secret,
         enrolled_at: from_millis(row.enrolled_at),
@@ -40,7 +42,7 @@ fn to_record(row: user_totp::Model) -> Result<TotpRecord, StoreError> {
 impl TotpStore for Store {
     async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
         let row = user_totp::Entity::find_by_id(user.0).one(&self.db).await.map_err(classify)?;
-        row.map(to_record).transpose()
+        row.map(|row| to_record(self, row)).transpose()
     }
 
     async fn enrol_totp(
@@ -53,7 +55,7 @@ impl TotpStore for Store {
         retry_transient(|| async {
             user_totp::Entity::insert(user_totp::ActiveModel {
                 user_id: Set(user.0),
-                secret: Set(secret.expose().to_owned()),
+                secret: Set(self.seal(secret.expose().as_bytes(), &totp_place(user.0))?),
                 enrolled_at: Set(millis(now)),
                 last_used_step: Set(used_step),
                 failures: Set(0),

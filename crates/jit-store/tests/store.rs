@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
+use jit_domain::mfa::TotpSecret;
 use jit_domain::ports::*;
 use jit_domain::prelude::*;
 use jit_domain::schema::USERNAME;
-use jit_store::Store;
+use jit_store::{SealingKeys, Store};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -20,6 +21,8 @@ use time::OffsetDateTime;
 
 struct TestDb {
     store: Store,
+    url: String,
+    key: String,
     cleanup: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -45,13 +48,15 @@ impl TestDb {
                 (format!("{base}/{name}"), Some((server.clone(), name)), None)
             }
         };
-        let store = Store::connect(&url, schema).await.unwrap();
+        let key = SealingKeys::generate_encoded().unwrap();
+        let store = Store::connect(&url, schema, SealingKeys::from_encoded(&[&key]).unwrap()).await.unwrap();
         store.migrate().await.unwrap();
-        Self { store, cleanup, _dir: dir }
+        store.prepare_secrets().await.unwrap();
+        Self { store, url, key, cleanup, _dir: dir }
     }
 
     async fn finish(self) {
-        let Self { store, cleanup, _dir } = self;
+        let Self { store, cleanup, _dir, .. } = self;
         store.database().clone().close().await.unwrap();
         if let Some((server, name)) = cleanup {
             let admin = Database::connect(&server).await.unwrap();
@@ -424,6 +429,76 @@ async fn only_verified_emails_hold_their_address() {
     let outcome = sign_in(&db, &corp, &recycled).await;
     assert!(matches!(outcome, ProvisioningOutcome::Refused(Refusal::AlreadyLinked { .. })), "{outcome:?}");
     assert_eq!(db.count("federated_identities").await, 1);
+    db.finish().await;
+}
+
+/// Finding 12 of the security review: TOTP secrets, client secrets,
+/// signing keys and sign-in state are sealed in the database; an instance
+/// with another key refuses to start; a new key put first re-seals all.
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_need_their_key() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    let ann = local_user(&db, "ann", json!({})).await;
+    let totp = TotpSecret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
+    db.store.enrol_totp(ann.id, &totp, 1, now()).await.unwrap();
+    let key = SigningKey {
+        kid: "k1".into(),
+        algorithm: "ES256".into(),
+        private_key_der: b"PRIVATE-KEY-DER-BYTES".to_vec(),
+        created_at: now(),
+        active: true,
+    };
+    db.store.add_signing_key(&key).await.unwrap();
+    let flow = json!({"pending_totp": "FLOWSECRETFLOWSECRET"});
+    db.store.put_flow("flow:x", &flow, now() + time::Duration::hours(1)).await.unwrap();
+
+    let raw = |sql: &'static str, column: &'static str, binary: bool| {
+        let database = db.store.database().clone();
+        async move {
+            let rows =
+                database.query_all_raw(Statement::from_string(database.get_database_backend(), sql)).await.unwrap();
+            rows.iter()
+                .map(|row| match binary {
+                    true => String::from_utf8_lossy(&row.try_get::<Vec<u8>>("", column).unwrap()).into_owned(),
+                    false => row.try_get::<String>("", column).unwrap(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let stored = [
+        (raw("SELECT secret FROM user_totp", "secret", false).await, "JBSWY3DP"),
+        (raw("SELECT config FROM connections", "config", false).await, "s3cret"),
+        (raw("SELECT private_key FROM signing_keys", "private_key", true).await, "PRIVATE-KEY"),
+        (raw("SELECT state FROM flow_states", "state", false).await, "FLOWSECRET"),
+    ];
+    for (text, secret) in &stored {
+        assert!(text.starts_with("v1.") && !text.contains(secret), "{secret} is stored in clear: {text}");
+    }
+    assert_eq!(db.store.totp(ann.id).await.unwrap().unwrap().secret, totp);
+    assert_eq!(db.store.connection(&corp.name).await.unwrap().unwrap().oidc.client_secret.as_deref(), Some("s3cret"));
+    assert_eq!(db.store.signing_keys().await.unwrap()[0].private_key_der, key.private_key_der);
+    assert_eq!(db.store.flow("flow:x", now()).await.unwrap(), Some(flow.clone()));
+
+    // Another key: refused at start, before anything is served.
+    let stranger = Store::connect(&db.url, schema(), SealingKeys::generate().unwrap()).await.unwrap();
+    assert!(matches!(stranger.prepare_secrets().await, Err(jit_store::Error::WrongKey(_))));
+    stranger.database().clone().close().await.unwrap();
+
+    // Rotation: the new key first, the old one still there.
+    let new = SealingKeys::generate_encoded().unwrap();
+    let rotating =
+        Store::connect(&db.url, schema(), SealingKeys::from_encoded(&[&new, &db.key]).unwrap()).await.unwrap();
+    rotating.prepare_secrets().await.unwrap();
+    rotating.database().clone().close().await.unwrap();
+    let rotated = Store::connect(&db.url, schema(), SealingKeys::from_encoded(&[&new]).unwrap()).await.unwrap();
+    rotated.prepare_secrets().await.unwrap();
+    assert_eq!(rotated.totp(ann.id).await.unwrap().unwrap().secret, totp);
+    assert_eq!(rotated.signing_keys().await.unwrap()[0].private_key_der, key.private_key_der);
+    assert_eq!(rotated.connection(&corp.name).await.unwrap().unwrap().oidc.client_secret.as_deref(), Some("s3cret"));
+    assert_eq!(rotated.flow("flow:x", now()).await.unwrap(), Some(flow));
+    rotated.database().clone().close().await.unwrap();
     db.finish().await;
 }
 

@@ -18,7 +18,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 /// The admin token every harnessed `jit serve` gets.
-pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-of-at-least-32-characters";
+/// The secret key every `jit serve` of the tests gets (instances sharing a
+/// database must share it).
+pub const SECRET_KEY: &str = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE";
 
 /// A child process, killed when dropped.
 pub struct Proc {
@@ -145,6 +148,7 @@ pub fn start_jit_with_env(jit: &Path, port: u16, database_url: &str, public_url:
         .env("JIT_PUBLIC_URL", public_url)
         .env("JIT_DATABASE_URL", database_url)
         .env("JIT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("JIT_SECRET_KEY", SECRET_KEY)
         .env("RUST_LOG", "info,sqlx=warn,tower_http=warn");
     command.envs(env.iter().copied());
     Proc::spawn(&format!("jit:{port}"), command, "jit is listening")

@@ -18,6 +18,23 @@ pub struct DatabaseArgs {
     /// mysql://USER@HOST/DB.
     #[arg(long, env = "JIT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+/// The key that seals secrets in the database (see `secret_key`).
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Secret key(s) sealing the database's secrets: base64url of 32
+    /// random bytes (`jit generate-secret-key`); several, comma-separated,
+    /// to rotate (the first seals, all open). Overrides the key file.
+    #[arg(long, env = "JIT_SECRET_KEY", global = true, hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// A file with the secret key(s), one per line, mode 0600. Default:
+    /// `<SQLite file>.key` beside the database (`jit.key` for a database
+    /// server), generated on first start.
+    #[arg(long, env = "JIT_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<std::path::PathBuf>,
 }
 
 /// How the server listens and presents itself.
@@ -29,9 +46,9 @@ pub struct ServeArgs {
     /// The public base URL (our OpenID issuer); defaults to http://<listen>.
     #[arg(long, env = "JIT_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Bearer token of the admin API; generated and printed at start when
-    /// not set.
-    #[arg(long, env = "JIT_ADMIN_TOKEN", hide_env_values = true)]
+    /// Bearer token of the admin API, at least 32 characters; generated
+    /// and printed at start when not set.
+    #[arg(long, env = "JIT_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
     pub admin_token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "JIT_LOG_FORMAT", default_value = "text")]
@@ -85,6 +102,18 @@ impl SmtpArgs {
     pub fn options(&self) -> SmtpOptions {
         SmtpOptions { from: self.smtp_from.clone(), ..SmtpOptions::default() }
     }
+}
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+fn admin_token(value: &str) -> Result<String, String> {
+    if value.chars().count() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!(
+            "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (it guards the whole admin API); leave it unset to have one generated"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 impl ServeArgs {
@@ -156,6 +185,14 @@ mod tests {
         assert_eq!(parse(&["--email-otp-ttl", "90"]).unwrap().serve.email_otp_ttl(), time::Duration::seconds(90));
         assert!(parse(&["--email-otp-ttl", "0"]).is_err());
         assert!(parse(&["--email-otp-ttl", "3601"]).is_err());
+    }
+
+    #[test]
+    fn a_given_admin_token_must_be_long() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["jit"], args].concat());
+        assert!(parse(&["--admin-token", "short-token"]).is_err());
+        let long = "x".repeat(MIN_ADMIN_TOKEN_LEN);
+        assert_eq!(parse(&["--admin-token", &long]).unwrap().serve.admin_token.as_deref(), Some(long.as_str()));
     }
 
     #[test]

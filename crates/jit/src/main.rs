@@ -2,6 +2,7 @@
 //! a subcommand. Nothing else lives here.
 
 mod config;
+mod secret_key;
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 use jit_domain::schema::AttributeSchema;
 use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
-use jit_flow::mfa::email_otp::EmailOtpPolicy;
+use jit_flow::mfa::email_otp::{CodeKey, EmailOtpPolicy};
 use jit_flow::mfa::mailer::configured_mailer;
 use jit_flow::{FlowSettings, SignInEngine};
 use jit_server::{AppState, KeyRing, ServerSettings};
@@ -34,8 +35,11 @@ struct Cli {
 enum Command {
     /// Run the server (migrates the database first).
     Serve,
-    /// Create or upgrade the database schema, then exit.
+    /// Create or upgrade the database schema (and seal its secrets with the
+    /// current secret key), then exit.
     Migrate,
+    /// Print a new random secret key (for JIT_SECRET_KEY or a key file).
+    GenerateSecretKey,
 }
 
 #[tokio::main]
@@ -45,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.database, &cli.serve).await,
         Command::Migrate => migrate(&cli.database).await.map(drop),
+        Command::GenerateSecretKey => {
+            println!("{}", jit_store::SealingKeys::generate_encoded().context("generating a secret key")?);
+            Ok(())
+        }
     }
 }
 
@@ -55,11 +63,20 @@ fn init_logs(format: &str) {
     if format == "json" { builder.json().init() } else { builder.init() }
 }
 
+/// Opens and migrates the database, and checks (before anything is served)
+/// that this instance has the key its secrets are sealed with.
 async fn migrate(database: &config::DatabaseArgs) -> anyhow::Result<Store> {
-    let store =
-        Store::connect(&database.database_url, AttributeSchema::standard()).await.context("opening the database")?;
+    let (sealing, source) = secret_key::load(&database.secret, &database.database_url)?;
+    let store = Store::connect(&database.database_url, AttributeSchema::standard(), sealing)
+        .await
+        .context("opening the database")?;
     store.migrate().await.context("migrating the database")?;
-    tracing::info!(database = %jit_store::redact(&database.database_url), "database schema is up to date");
+    store.prepare_secrets().await.context("checking the secret key")?;
+    tracing::info!(
+        database = %jit_store::redact(&database.database_url),
+        key = store.sealing().current_id(),
+        "database schema is up to date; secrets are sealed with {source}"
+    );
     Ok(store)
 }
 
@@ -76,7 +93,7 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         store.schema().clone(),
         IdpRegistry::new(IdpSettings { timeout: args.idp_timeout(), ..IdpSettings::default() }),
         clock.clone(),
-        flow_settings(args, &public_url),
+        flow_settings(args, &public_url, CodeKey::from_bytes(store.sealing().derive("email-otp")?)),
     )
     .with_mailer(mailer);
     let admin_token = match &args.admin_token {
@@ -109,9 +126,9 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
 }
 
 /// The sign-in settings the command line chooses; the rest are defaults.
-fn flow_settings(args: &config::ServeArgs, public_url: &str) -> FlowSettings {
+fn flow_settings(args: &config::ServeArgs, public_url: &str, code_key: CodeKey) -> FlowSettings {
     let defaults = FlowSettings::default();
-    let email_otp = EmailOtpPolicy { lifetime: args.email_otp_ttl(), ..defaults.email_otp };
+    let email_otp = EmailOtpPolicy { lifetime: args.email_otp_ttl(), code_key, ..defaults.email_otp };
     FlowSettings { public_url: public_url.to_owned(), email_otp, ..defaults }
 }
 

@@ -143,7 +143,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         }
         self.count_attempt(flow_id, &mut state).await?;
         let checked = match state.pending_mfa_mut().and_then(|p| p.email_otp.as_mut()) {
-            Some(challenge) => challenge.check(code),
+            Some(challenge) => challenge.check(code, &self.settings.email_otp.code_key),
             None => Err(EmailOtpError::AlreadyUsed),
         };
         match checked {

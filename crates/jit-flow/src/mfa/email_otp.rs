@@ -1,6 +1,8 @@
 //! Email OTP: a short-lived, single-use, 6-digit code sent to the user's
 //! email address. The challenge lives in the flow state (server-side, so it
-//! serialises); it holds only a salted hash of the code, never the code.
+//! serialises); it holds only a keyed hash of the code (HMAC-SHA256 under
+//! [`CodeKey`], with a fresh salt per code), never the code: six digits
+//! under a bare hash are found in a second, under an unknown key never.
 //!
 //! Limits, per challenge: the code expires ([`EmailOtpPolicy::lifetime`]),
 //! a few wrong tries use it up ([`EmailOtpPolicy::max_attempts`]), and a
@@ -16,7 +18,11 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::secret::{random_token, secrets_match, stored_form};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::secret::{random_token, secrets_match};
 
 /// Digits of a code.
 pub const DIGITS: usize = 6;
@@ -30,7 +36,40 @@ const UNBIASED_LIMIT: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
 /// probability 0.02 %).
 const MAX_DRAWS: usize = 16;
 
-/// The limits of Email OTP.
+/// The key of the codes' keyed hashes. The same on every instance (the
+/// binary derives it from the secret key); `Debug` shows nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CodeKey([u8; 32]);
+
+impl CodeKey {
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A random key (one process only: codes do not survive a restart or
+    /// move to another instance).
+    pub fn random() -> Result<Self, EmailOtpError> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| EmailOtpError::Internal("the system random generator failed".into()))?;
+        Ok(Self(bytes))
+    }
+
+    fn hash(&self, salt: &str, code: &str) -> String {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        URL_SAFE_NO_PAD.encode(hmac::sign(&key, format!("{salt}.{code}").as_bytes()).as_ref())
+    }
+}
+
+impl fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeKey([redacted])")
+    }
+}
+
+/// The limits of Email OTP, and the key of the codes' hashes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EmailOtpPolicy {
     /// How long a code is valid after it is sent (10 minutes).
@@ -41,6 +80,8 @@ pub struct EmailOtpPolicy {
     pub max_resends: u32,
     /// Least time between two codes (30 seconds).
     pub resend_interval: Duration,
+    /// The key of the codes' hashes (random per process by default).
+    pub code_key: CodeKey,
 }
 
 impl Default for EmailOtpPolicy {
@@ -50,6 +91,10 @@ impl Default for EmailOtpPolicy {
             max_attempts: 5,
             max_resends: 3,
             resend_interval: Duration::seconds(30),
+            // The system generator does not fail on the platforms jit runs
+            // on; if it ever did, no sign-in could start either (its ids
+            // come from the same generator).
+            code_key: CodeKey::random().unwrap_or(CodeKey([0x5a; 32])),
         }
     }
 }
@@ -143,7 +188,7 @@ impl EmailOtpChallenge {
         let code = random_code()?;
         let salt = random_token().map_err(|e| EmailOtpError::Internal(e.to_string()))?;
         let challenge = Self {
-            code_hash: hash(&salt, code.as_str()),
+            code_hash: policy.code_key.hash(&salt, code.as_str()),
             salt,
             sent_at: now,
             expires_at: now + policy.lifetime,
@@ -159,9 +204,9 @@ impl EmailOtpChallenge {
     /// [`count_attempt`](Self::count_attempt), then [`check`](Self::check).
     /// Every try on a live code counts, right or wrong; the right one is
     /// accepted once.
-    pub fn verify(&mut self, code: &str, now: OffsetDateTime) -> Result<(), EmailOtpError> {
+    pub fn verify(&mut self, code: &str, now: OffsetDateTime, key: &CodeKey) -> Result<(), EmailOtpError> {
         self.count_attempt(now)?;
-        self.check(code)
+        self.check(code, key)
     }
 
     /// Counts one try at `now`, before the code is compared, or refuses it
@@ -184,12 +229,12 @@ impl EmailOtpChallenge {
 
     /// Compares `code` (spaces ignored) for a try already counted by
     /// [`count_attempt`](Self::count_attempt); the right code is consumed.
-    pub fn check(&mut self, code: &str) -> Result<(), EmailOtpError> {
+    pub fn check(&mut self, code: &str, key: &CodeKey) -> Result<(), EmailOtpError> {
         if self.consumed {
             return Err(EmailOtpError::AlreadyUsed);
         }
         let entered: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        if self.attempts > 0 && secrets_match(&hash(&self.salt, &entered), &self.code_hash) {
+        if self.attempts > 0 && secrets_match(&key.hash(&self.salt, &entered), &self.code_hash) {
             self.consumed = true;
             return Ok(());
         }
@@ -243,10 +288,6 @@ impl EmailOtpChallenge {
     }
 }
 
-fn hash(salt: &str, code: &str) -> String {
-    stored_form(&format!("{salt}.{code}"))
-}
-
 /// A uniformly random code of [`DIGITS`] digits.
 fn random_code() -> Result<OtpCode, EmailOtpError> {
     let random = SystemRandom::new();
@@ -273,8 +314,16 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
     }
 
+    fn policy() -> EmailOtpPolicy {
+        EmailOtpPolicy { code_key: key(), ..EmailOtpPolicy::default() }
+    }
+
+    fn key() -> CodeKey {
+        CodeKey::from_bytes([7; 32])
+    }
+
     fn issue() -> (EmailOtpChallenge, OtpCode) {
-        EmailOtpChallenge::issue(at(0), &EmailOtpPolicy::default()).unwrap()
+        EmailOtpChallenge::issue(at(0), &policy()).unwrap()
     }
 
     /// A code that is not `code`.
@@ -302,17 +351,17 @@ mod tests {
     #[test]
     fn the_right_code_is_accepted_once() {
         let (mut challenge, code) = issue();
-        assert_eq!(challenge.verify(&format!(" {} ", code.as_str()), at(599)), Ok(()));
+        assert_eq!(challenge.verify(&format!(" {} ", code.as_str()), at(599), &key()), Ok(()));
         assert!(challenge.is_consumed());
-        assert_eq!(challenge.verify(code.as_str(), at(599)), Err(EmailOtpError::AlreadyUsed));
-        assert_eq!(challenge.resend(at(60), &EmailOtpPolicy::default()), Err(EmailOtpError::AlreadyUsed));
+        assert_eq!(challenge.verify(code.as_str(), at(599), &key()), Err(EmailOtpError::AlreadyUsed));
+        assert_eq!(challenge.resend(at(60), &policy()), Err(EmailOtpError::AlreadyUsed));
     }
 
     #[test]
     fn codes_expire() {
         let (mut challenge, code) = issue();
         assert_eq!(challenge.expires_at(), at(600));
-        assert_eq!(challenge.verify(code.as_str(), at(600)), Err(EmailOtpError::Expired));
+        assert_eq!(challenge.verify(code.as_str(), at(600), &key()), Err(EmailOtpError::Expired));
         assert_eq!(challenge.attempts_left(), 5, "a try on an expired code does not count");
     }
 
@@ -321,31 +370,48 @@ mod tests {
         let (mut challenge, code) = issue();
         let wrong = other(&code);
         for remaining in (1..=4).rev() {
-            assert_eq!(challenge.verify(&wrong, at(1)), Err(EmailOtpError::Wrong { remaining }));
+            assert_eq!(challenge.verify(&wrong, at(1), &key()), Err(EmailOtpError::Wrong { remaining }));
         }
-        assert_eq!(challenge.verify("12", at(1)), Err(EmailOtpError::TooManyAttempts), "the fifth try");
-        assert_eq!(challenge.verify(code.as_str(), at(1)), Err(EmailOtpError::TooManyAttempts), "even the right one");
+        assert_eq!(challenge.verify("12", at(1), &key()), Err(EmailOtpError::TooManyAttempts), "the fifth try");
+        assert_eq!(
+            challenge.verify(code.as_str(), at(1), &key()),
+            Err(EmailOtpError::TooManyAttempts),
+            "even the right one"
+        );
         assert_eq!(EmailOtpError::Wrong { remaining: 1 }.to_string(), "wrong code; 1 more try for this code");
     }
 
     #[test]
     fn resends_are_limited_and_spaced() {
-        let policy = EmailOtpPolicy::default();
+        let policy = policy();
         let (mut challenge, first) = issue();
         assert_eq!(challenge.resend(at(29), &policy), Err(EmailOtpError::TooSoon { retry_at: at(30) }));
         for _ in 0..2 {
-            assert!(challenge.verify(&other(&first), at(29)).is_err());
+            assert!(challenge.verify(&other(&first), at(29), &key()).is_err());
         }
 
         let second = challenge.resend(at(30), &policy).unwrap();
         assert_eq!((challenge.resends(), challenge.sent_at(), challenge.expires_at()), (1, at(30), at(630)));
         assert_eq!(challenge.attempts_left(), 5, "a new code gets fresh tries");
         if first != second {
-            assert!(challenge.verify(first.as_str(), at(31)).is_err(), "the old code is replaced");
+            assert!(challenge.verify(first.as_str(), at(31), &key()).is_err(), "the old code is replaced");
         }
         challenge.resend(at(60), &policy).unwrap();
         challenge.resend(at(90), &policy).unwrap();
         assert_eq!(challenge.resend(at(120), &policy), Err(EmailOtpError::TooManyResends));
+    }
+
+    /// Finding 12 of the security review: a stored code hash is keyed, so
+    /// trying the million codes needs the key.
+    #[test]
+    fn code_hashes_are_keyed() {
+        let (challenge, code) = issue();
+        let other_key = CodeKey::from_bytes([8; 32]);
+        assert_ne!(other_key.hash(&challenge.salt, code.as_str()), challenge.code_hash);
+        assert_eq!(key().hash(&challenge.salt, code.as_str()), challenge.code_hash);
+        let mut copy = challenge.clone();
+        assert!(copy.verify(code.as_str(), at(1), &other_key).is_err(), "the right code under another key");
+        assert!(!format!("{:?}", key()).contains('7'));
     }
 
     #[test]
@@ -356,6 +422,6 @@ mod tests {
         assert!(!format!("{challenge:?}").contains("code_hash"));
         let mut back: EmailOtpChallenge = serde_json::from_str(&json).unwrap();
         assert_eq!(back, challenge);
-        assert_eq!(back.verify(code.as_str(), at(1)), Ok(()));
+        assert_eq!(back.verify(code.as_str(), at(1), &key()), Ok(()));
     }
 }

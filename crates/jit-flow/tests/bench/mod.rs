@@ -86,8 +86,9 @@ impl Bench {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
         let schema = AttributeSchema::standard();
-        let inner = Store::connect(&url, schema.clone()).await.unwrap();
+        let inner = Store::connect(&url, schema.clone(), jit_store::SealingKeys::generate().unwrap()).await.unwrap();
         inner.migrate().await.unwrap();
+        inner.prepare_secrets().await.unwrap();
         let store = Arc::new(GatedStore { inner, gate: Mutex::new(None) });
         let name = ConnectionName::new(CONNECTION).unwrap();
         let idp = TestIdp::start(TestIdpConfig { redirect_uri: callback_url(PUBLIC_URL, &name), ..Default::default() })

@@ -8,9 +8,13 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// The state, sealed.
     #[sea_orm(column_type = "Text")]
     pub state: String,
     pub expires_at: i64,
+    /// SHA-256 of the state in clear (migration m0005): what
+    /// compare-and-swap compares.
+    pub digest: Option<String>,
 }
 
 #[allow(missing_docs)]

@@ -5,6 +5,7 @@ pub mod audit_events;
 pub mod connections;
 pub mod federated_identities;
 pub mod flow_states;
+pub mod jit_meta;
 pub mod signing_keys;
 pub mod user_attributes;
 pub mod user_totp;

@@ -7,6 +7,7 @@ mod m0001_initial;
 mod m0002_totp;
 mod m0003_password_lockout;
 mod m0004_email_verified;
+mod m0005_sealed_secrets;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_totp::Migration),
             Box::new(m0003_password_lockout::Migration),
             Box::new(m0004_email_verified::Migration),
+            Box::new(m0005_sealed_secrets::Migration),
         ]
     }
 

@@ -1,0 +1,156 @@
+//! Sealing the secrets of the tables, and the start-up check that this
+//! instance holds the key the database's secrets were sealed with.
+
+use jit_domain::ports::StoreError;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
+
+use crate::Store;
+use crate::entity::{connections, flow_states, jit_meta, signing_keys, user_totp};
+use crate::error::{Error, classify};
+use crate::sealing::SealingError;
+
+/// The `jit_meta` row holding a value sealed with the database's key.
+const KEY_CHECK: &str = "sealing_check";
+
+/// Where each kind of secret lives: the associated data it is sealed with.
+pub(crate) fn totp_place(user: uuid::Uuid) -> String {
+    format!("user_totp:{user}")
+}
+pub(crate) fn connection_place(name: &str) -> String {
+    format!("connection:{name}")
+}
+pub(crate) fn signing_key_place(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}
+pub(crate) fn flow_place(id: &str) -> String {
+    format!("flow_state:{id}")
+}
+
+/// SHA-256 of a sign-in's state in clear, hex.
+pub(crate) fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store {
+    /// Seals `plaintext` for `place`.
+    pub(crate) fn seal(&self, plaintext: &[u8], place: &str) -> Result<String, StoreError> {
+        self.sealing.seal(plaintext, place).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    /// Opens a value sealed for `place`.
+    pub(crate) fn open(&self, sealed: &str, place: &str) -> Result<Vec<u8>, StoreError> {
+        self.sealing.open(sealed, place).map_err(|e| StoreError::Backend(format!("{place}: {e}")))
+    }
+
+    /// Run once at start, after [`Store::migrate`]: checks that this
+    /// instance's keys open the database's secrets ([`Error::WrongKey`]
+    /// otherwise, before anything is served), and seals again with the
+    /// current key whatever an older key (or, before migration m0005,
+    /// nobody) sealed. Safe to run on several instances at once.
+    pub async fn prepare_secrets(&self) -> Result<(), Error> {
+        let check = jit_meta::Entity::find_by_id(KEY_CHECK).one(&self.db).await.map_err(Error::Database)?;
+        if let Some(check) = &check {
+            match self.sealing.open(&check.value, KEY_CHECK) {
+                Ok(_) if self.sealing.is_current(&check.value) => return Ok(()),
+                Ok(_) => {
+                    tracing::info!(key = self.sealing.current_id(), "sealing the database's secrets with the new key")
+                }
+                Err(SealingError::UnknownKey(id)) => return Err(Error::WrongKey(id)),
+                Err(other) => return Err(Error::Sealing(other)),
+            }
+        }
+        self.reseal().await.map_err(Error::Reseal)?;
+        let value = self.sealing.seal(b"jit", KEY_CHECK)?;
+        jit_meta::Entity::insert(jit_meta::ActiveModel { name: Set(KEY_CHECK.to_owned()), value: Set(value) })
+            .on_conflict(OnConflict::column(jit_meta::Column::Name).update_column(jit_meta::Column::Value).to_owned())
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(Error::Database)?;
+        Ok(())
+    }
+
+    /// Seals with the current key every secret that is in clear (written
+    /// before migration m0005) or sealed with another configured key.
+    /// Sign-ins still in clear are dropped: they are minutes old at most.
+    async fn reseal(&self) -> Result<u64, StoreError> {
+        let mut resealed = 0;
+        for row in user_totp::Entity::find().all(&self.db).await.map_err(classify)? {
+            if self.sealing.is_current(&row.secret) {
+                continue;
+            }
+            let place = totp_place(row.user_id);
+            let clear = self.clear_text(&row.secret, &place)?;
+            user_totp::Entity::update_many()
+                .col_expr(user_totp::Column::Secret, Expr::value(self.seal(clear.as_bytes(), &place)?))
+                .filter(user_totp::Column::UserId.eq(row.user_id))
+                .exec(&self.db)
+                .await
+                .map_err(classify)?;
+            resealed += 1;
+        }
+        for row in connections::Entity::find().all(&self.db).await.map_err(classify)? {
+            if self.sealing.is_current(&row.config) {
+                continue;
+            }
+            let place = connection_place(&row.name);
+            let clear = self.clear_text(&row.config, &place)?;
+            connections::Entity::update_many()
+                .col_expr(connections::Column::Config, Expr::value(self.seal(clear.as_bytes(), &place)?))
+                .filter(connections::Column::Name.eq(row.name.as_str()))
+                .exec(&self.db)
+                .await
+                .map_err(classify)?;
+            resealed += 1;
+        }
+        for row in signing_keys::Entity::find().all(&self.db).await.map_err(classify)? {
+            let place = signing_key_place(&row.kid);
+            let clear = match std::str::from_utf8(&row.private_key) {
+                Ok(text) if self.sealing.is_current(text) => continue,
+                Ok(text) if text.starts_with("v1.") => self.open(text, &place)?,
+                _ => row.private_key.clone(),
+            };
+            signing_keys::Entity::update_many()
+                .col_expr(signing_keys::Column::PrivateKey, Expr::value(self.seal(&clear, &place)?.into_bytes()))
+                .filter(signing_keys::Column::Kid.eq(row.kid.as_str()))
+                .exec(&self.db)
+                .await
+                .map_err(classify)?;
+            resealed += 1;
+        }
+        for row in flow_states::Entity::find().all(&self.db).await.map_err(classify)? {
+            if self.sealing.is_current(&row.state) {
+                continue;
+            }
+            let place = flow_place(&row.id);
+            match (&row.digest, self.open(&row.state, &place)) {
+                (Some(_), Ok(clear)) => {
+                    flow_states::Entity::update_many()
+                        .col_expr(flow_states::Column::State, Expr::value(self.seal(&clear, &place)?))
+                        .filter(flow_states::Column::Id.eq(row.id.as_str()))
+                        .exec(&self.db)
+                        .await
+                        .map_err(classify)?;
+                }
+                _ => {
+                    flow_states::Entity::delete_by_id(row.id.as_str()).exec(&self.db).await.map_err(classify)?;
+                }
+            }
+            resealed += 1;
+        }
+        if resealed > 0 {
+            tracing::info!(resealed, key = self.sealing.current_id(), "secrets sealed with the current key");
+        }
+        Ok(resealed)
+    }
+
+    /// A stored value in clear: opened if sealed, as it is if written
+    /// before secrets were sealed.
+    fn clear_text(&self, stored: &str, place: &str) -> Result<String, StoreError> {
+        if !stored.starts_with("v1.") {
+            return Ok(stored.to_owned());
+        }
+        String::from_utf8(self.open(stored, place)?).map_err(|_| StoreError::Backend(format!("{place}: not UTF-8")))
+    }
+}
