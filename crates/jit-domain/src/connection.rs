@@ -257,6 +257,11 @@ pub struct OidcSettings {
     /// Whether to fetch userinfo after the token exchange.
     #[serde(default = "yes")]
     pub fetch_userinfo: bool,
+    /// Accept a plain `http://` issuer on a host other than loopback: its
+    /// tokens, secrets and users' attributes then cross the network
+    /// unencrypted. Off by default; for test networks only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 impl Default for OidcSettings {
@@ -269,6 +274,7 @@ impl Default for OidcSettings {
             token_auth_method: TokenAuthMethod::default(),
             allowed_algorithms: Vec::new(),
             fetch_userinfo: true,
+            allow_insecure_http: false,
         }
     }
 }

@@ -121,6 +121,19 @@ pub trait UserStore: Send + Sync {
     /// False, and nothing changes, if the user is gone, the email changed,
     /// or another account holds the address verified already.
     async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError>;
+    /// Counts an Email OTP code about to be sent to the user, across all
+    /// sign-ins, as [`LockoutPolicy::attempt`] says (a send is an attempt):
+    /// not [`Attempt::allowed`] means do not send. A code accepted clears
+    /// the count ([`UserStore::clear_email_otp_sends`]).
+    /// [`StoreError::NotFound`] if the user does not exist.
+    async fn record_email_otp_send(
+        &self,
+        id: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Attempt, StoreError>;
+    /// Clears the Email OTP send count (a code was accepted).
+    async fn clear_email_otp_sends(&self, id: UserId) -> Result<(), StoreError>;
     /// The password hash of a user, if set.
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
     /// The federated identities associated with a user.

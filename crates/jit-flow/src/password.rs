@@ -1,6 +1,14 @@
 //! Local passwords: Argon2id with the crate's defaults (the OWASP baseline).
+//!
+//! Argon2 is tens of milliseconds of CPU and 19 MiB of memory per call by
+//! design. [`hash_password_off_thread`] and [`verify_password_off_thread`]
+//! run it on tokio's blocking pool, at most one call per core at a time: a
+//! burst of password posts waits its turn there instead of occupying the
+//! async workers that serve every other request.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
+
+use tokio::sync::Semaphore;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
@@ -30,6 +38,26 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
             false
         }
     }
+}
+
+/// Argon2 calls running at once: one per core.
+static ARGON2_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get)));
+
+/// Runs `work` on the blocking pool once an Argon2 slot is free.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, FlowError> {
+    let _slot = ARGON2_SLOTS.acquire().await.map_err(|e| FlowError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| FlowError::Internal(format!("password hashing failed: {e}")))
+}
+
+/// [`hash_password`], off the async workers.
+pub async fn hash_password_off_thread(password: String) -> Result<String, FlowError> {
+    off_thread(move || hash_password(&password)).await?
+}
+
+/// [`verify_password`], off the async workers.
+pub async fn verify_password_off_thread(password: String, hash: Option<String>) -> Result<bool, FlowError> {
+    off_thread(move || verify_password(&password, hash.as_deref())).await
 }
 
 fn matches(password: &str, hash: &str) -> bool {

@@ -302,3 +302,30 @@ async fn an_async_handler_is_a_script_error() {
         describe(&after)
     );
 }
+
+/// Issue 7 (low): Email OTP sends are capped per account across sign-ins:
+/// starting new sign-ins does not buy more mail. A code accepted clears the
+/// count.
+#[tokio::test]
+async fn email_codes_per_account_are_capped_across_sign_ins() {
+    let mut settings = jit_flow::FlowSettings::default();
+    settings.email_otp.account_sends.free_failures = 2;
+    let bench = Bench::with_settings(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None, settings).await;
+    bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
+    let mut answers = Vec::new();
+    let mut last = String::new();
+    for _ in 0..3 {
+        let (flow, _) = bench.start().await;
+        let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
+        let flow = id_after(&flow, &signed_in);
+        answers.push(describe(&bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await));
+        last = flow;
+    }
+    assert!(answers[..2].iter().all(|a| a.contains("We sent a code")), "{answers:#?}");
+    assert!(answers[2].contains("Too many codes were sent to this account recently"), "{answers:#?}");
+    bench.clock.advance(Duration::minutes(1));
+    let sent = bench.engine.send_email_otp(&last, &bench.csrf(&last).await).await;
+    assert!(describe(&sent).contains("We sent a code"), "after the lock: {}", describe(&sent));
+    let done = bench.engine.email_otp(&last, &bench.csrf(&last).await, &bench.outbox.last_code()).await;
+    assert_eq!(describe(&done), "complete");
+}

@@ -27,6 +27,7 @@ use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use admin::FailureLimiter;
 pub use keys::KeyRing;
 
 /// Server settings.
@@ -89,6 +90,8 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// The admin API's bearer token.
     pub admin_token: Arc<String>,
+    /// Failed admin authentications per client address.
+    pub admin_failures: Arc<FailureLimiter>,
 }
 
 /// All routes.

@@ -78,9 +78,13 @@ impl Server {
             clock,
             settings: Arc::new(ServerSettings::new(public_url.clone())),
             admin_token: Arc::new(TOKEN.to_owned()),
+            admin_failures: Arc::default(),
         };
         let app = jit_server::router(state);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let limits = jit_server::serve::ConnectionLimits::default();
+        tokio::spawn(
+            async move { jit_server::serve::serve(listener, app, limits, std::future::pending()).await.unwrap() },
+        );
         Self { base: public_url, client: reqwest::Client::new(), store, keys, _dir: dir }
     }
 
@@ -584,6 +588,22 @@ async fn scripts_are_validated_when_an_application_is_saved() {
     assert_eq!(server.row_counts().await, before, "a refused request wrote something");
     let stored = server.store.application(&client_id).await.unwrap().unwrap();
     assert_eq!(stored.sign_in.script.as_deref(), Some(SKIP_MFA_FOR_FEDERATED_SCRIPT), "the stored script is kept");
+}
+
+/// Issue 7 (low): failed admin authentications are limited per client
+/// address; past the limit even the right token is refused, unchecked.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_admin_authentications_are_rate_limited() {
+    let server = Server::start().await;
+    for _ in 0..jit_server::FailureLimiter::MAX_FAILURES {
+        server
+            .send(Method::GET, "/connections", Some("wrong-token"), None)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let limited = server.send(Method::GET, "/connections", Some(TOKEN), None).await;
+    limited.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    assert!(limited.headers.get("retry-after").is_some(), "{:?}", limited.headers);
 }
 
 // ---------------------------------------------------------------------------

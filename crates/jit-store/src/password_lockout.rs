@@ -22,6 +22,14 @@ const PASSWORD_ATTEMPTS: AttemptCounter<users::Entity> = AttemptCounter {
     what: "user",
 };
 
+/// The Email OTP send counter: on the user's row too.
+pub(crate) const EMAIL_OTP_SENDS: AttemptCounter<users::Entity> = AttemptCounter {
+    key: users::Column::Id,
+    failures: users::Column::EmailOtpSends,
+    locked_until: users::Column::EmailOtpLockedUntil,
+    what: "user",
+};
+
 #[async_trait]
 impl PasswordLockoutStore for Store {
     async fn record_password_attempt(

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
+use jit_domain::mfa::{Attempt, LockoutPolicy};
 use jit_domain::ports::{FederatedLink, NewLocalUser, StoreError, UserStore};
 use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, UserId, Username};
@@ -178,6 +179,8 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
         password_failures: Set(0),
         password_locked_until: Set(None),
         email_verified: Set(email_verified),
+        email_otp_sends: Set(0),
+        email_otp_locked_until: Set(None),
     })
     .exec_without_returning(db)
     .await
@@ -280,6 +283,29 @@ impl UserStore for Store {
             Err(StoreError::Conflict(m)) if m.starts_with("unique constraint") => Ok(false),
             other => other,
         }
+    }
+
+    async fn record_email_otp_send(
+        &self,
+        id: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Attempt, StoreError> {
+        crate::password_lockout::EMAIL_OTP_SENDS.record(&self.db, id.0, now, policy).await
+    }
+
+    async fn clear_email_otp_sends(&self, id: UserId) -> Result<(), StoreError> {
+        retry_transient(|| async {
+            users::Entity::update_many()
+                .col_expr(users::Column::EmailOtpSends, Expr::value(0))
+                .col_expr(users::Column::EmailOtpLockedUntil, Expr::value(Option::<i64>::None))
+                .filter(users::Column::Id.eq(id.0))
+                .exec(&self.db)
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {

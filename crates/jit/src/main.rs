@@ -111,6 +111,7 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         clock,
         settings: Arc::new(ServerSettings::new(public_url.clone())),
         admin_token: Arc::new(admin_token),
+        admin_failures: Arc::default(),
     };
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;

@@ -129,6 +129,8 @@ async fn an_unreachable_identity_provider_is_a_clear_page() {
     let closed = "http://127.0.0.1:1".to_owned();
     let mut connection = rig.admin.get("/connections/corp").await;
     connection["oidc"]["issuer"] = json!(closed);
+    // A new issuer needs the secret again: the stored one never follows it.
+    connection["oidc"]["client_secret"] = json!("a secret for the new issuer");
     rig.admin.put("/connections/corp", connection).await;
     assert_federated_sign_in_fails(&mut rig, "IdP down", 502, "could not reach the identity provider").await;
     let page = rig.walk(&rig.authorization(Some("corp")).url).await;

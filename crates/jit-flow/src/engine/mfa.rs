@@ -104,6 +104,18 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 return Ok(Next::Show(view));
             }
         };
+        // The account's own limit, across sign-ins: starting new sign-ins
+        // does not buy more mail.
+        let send = self.store.record_email_otp_send(user, now, &policy.account_sends).await?;
+        if !send.allowed {
+            tracing::info!(event = "email_otp_send_limited", user = %user.0, sends = send.lock.failures, "email code not sent");
+            let until = send.lock.locked_until.unwrap_or(now);
+            let message = format!(
+                "Too many codes were sent to this account recently. You can ask for another in {}.",
+                human_duration((until - now).max(time::Duration::seconds(1)))
+            );
+            return Ok(Next::Show(self.view_of(&application, &state, Some(message), None).await?));
+        }
         // Saved before it is sent: a code that was mailed is always one the
         // sign-in knows (and a concurrent send loses here, unsent).
         self.save(flow_id, &mut state).await?;
@@ -155,6 +167,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 {
                     tracing::info!(event = "email_verified", user = %user.0, "email verified by Email OTP");
                 }
+                self.store.clear_email_otp_sends(user).await?;
                 state.failures = state.failures.saturating_sub(1);
                 self.complete_step(&mut state, StepOption::EmailOtp, SignedInSubject::Local { user })?;
                 self.advance(flow_id, &application, state).await

@@ -30,7 +30,7 @@ use crate::error::FlowError;
 use crate::idps::IdpRegistry;
 use crate::mfa::email_otp::EmailOtpPolicy;
 use crate::mfa::mailer::{LogMailer, Mailer};
-use crate::password::verify_password;
+use crate::password::verify_password_off_thread;
 use crate::script::{ScriptLimits, ScriptRunner};
 use crate::secret::{random_token, secrets_match, stored_form};
 use crate::state::{
@@ -304,7 +304,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         };
         // Verified even when locked (against the dummy hash for unknown
         // users), so that the time taken says nothing either.
-        let verified = verify_password(password, hash.as_deref());
+        let verified = verify_password_off_thread(password.to_owned(), hash).await?;
         match (user, locked) {
             (Some(user), Some(lock)) => {
                 // The same answer as a wrong password: a lock must not tell

@@ -82,6 +82,11 @@ pub struct EmailOtpPolicy {
     pub resend_interval: Duration,
     /// The key of the codes' hashes (random per process by default).
     pub code_key: CodeKey,
+    /// Codes sent to one account across all its sign-ins: 10 free, then
+    /// locks from 1 minute doubling up to 1 hour, cleared when a code is
+    /// accepted. Bounds the mail one account can be made to receive however
+    /// many sign-ins are started.
+    pub account_sends: jit_domain::mfa::LockoutPolicy,
 }
 
 impl Default for EmailOtpPolicy {
@@ -95,6 +100,11 @@ impl Default for EmailOtpPolicy {
             // on; if it ever did, no sign-in could start either (its ids
             // come from the same generator).
             code_key: CodeKey::random().unwrap_or(CodeKey([0x5a; 32])),
+            account_sends: jit_domain::mfa::LockoutPolicy {
+                free_failures: 10,
+                first_lock: Duration::minutes(1),
+                max_lock: Duration::hours(1),
+            },
         }
     }
 }

@@ -308,6 +308,17 @@ impl UserStore for GatedStore {
     async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError> {
         self.inner.verify_email(id, address).await
     }
+    async fn record_email_otp_send(
+        &self,
+        id: UserId,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Attempt, StoreError> {
+        self.inner.record_email_otp_send(id, now, policy).await
+    }
+    async fn clear_email_otp_sends(&self, id: UserId) -> Result<(), StoreError> {
+        self.inner.clear_email_otp_sends(id).await
+    }
     async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
         self.inner.password_hash(id).await
     }

@@ -163,6 +163,14 @@ async fn replace(
         )));
     }
     match connection.oidc.client_secret.as_deref() {
+        // The stored secret is only ever sent to the issuer it was given for.
+        None if connection.oidc.issuer != stored.oidc.issuer && stored.oidc.client_secret.is_some() => {
+            return Err(ApiError::bad_request(format!(
+                "oidc.issuer changes from {:?} to {:?}: give oidc.client_secret again (the stored secret is never sent \
+                 to another issuer), or an empty string for none",
+                stored.oidc.issuer, connection.oidc.issuer
+            )));
+        }
         None => connection.oidc.client_secret = stored.oidc.client_secret,
         Some(_) => normalize_secret(&mut connection),
     }
@@ -245,7 +253,7 @@ pub fn check(connection: &Connection, schema: &AttributeSchema) -> Result<(), Ap
             "display_name must be 1 to {MAX_DISPLAY_NAME_LEN} characters (it is shown on the sign-in page)"
         )));
     }
-    check_issuer(&connection.oidc.issuer)?;
+    check_issuer(&connection.oidc.issuer, connection.oidc.allow_insecure_http)?;
     if connection.oidc.client_id.trim().is_empty() {
         return Err(ApiError::bad_request("oidc.client_id must not be empty: use the client id the IdP gave you"));
     }
@@ -265,7 +273,7 @@ pub fn check(connection: &Connection, schema: &AttributeSchema) -> Result<(), Ap
     connection.validate(schema).map_err(ApiError::from)
 }
 
-fn check_issuer(issuer: &str) -> Result<(), ApiError> {
+fn check_issuer(issuer: &str, allow_insecure_http: bool) -> Result<(), ApiError> {
     let invalid = || {
         ApiError::bad_request(format!(
             "oidc.issuer must be an absolute http(s) URL without query or fragment, such as \
@@ -279,7 +287,23 @@ fn check_issuer(issuer: &str) -> Result<(), ApiError> {
         && url.fragment().is_none()
         && url.username().is_empty()
         && url.password().is_none();
-    if ok { Ok(()) } else { Err(invalid()) }
+    if !ok {
+        return Err(invalid());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+        return Err(ApiError::bad_request(format!(
+            "oidc.issuer {issuer:?} is plain http on a host that is not loopback: tokens, the client secret and \
+             users' attributes would cross the network unencrypted. Use https, or set oidc.allow_insecure_http to \
+             true on a test network"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,7 +312,7 @@ mod tests {
 
     #[test]
     fn issuers() {
-        let ok = |issuer: &str| check_issuer(issuer).is_ok();
+        let ok = |issuer: &str| check_issuer(issuer, false).is_ok();
         assert!(ok("https://idp.example.com"));
         assert!(ok("https://idp.example.com/realms/corp"));
         assert!(ok("http://127.0.0.1:8081"));
@@ -299,5 +323,10 @@ mod tests {
         assert!(!ok("https://idp.example.com/#f"));
         assert!(!ok("https://user:pw@idp.example.com"));
         assert!(!ok(""));
+        // Plain http only on loopback, unless explicitly allowed.
+        assert!(ok("http://localhost:8081") && ok("http://[::1]:8081"));
+        assert!(!ok("http://idp.example.com"));
+        assert!(!ok("http://10.0.0.7"));
+        assert!(check_issuer("http://idp.example.com", true).is_ok());
     }
 }

@@ -35,12 +35,21 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     challenge: Option<&'static str>,
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), challenge: None }
+        Self { status, code, message: message.into(), challenge: None, retry_after: None }
+    }
+
+    /// 429 `too_many_requests`, with `Retry-After`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: i64) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+        }
     }
 
     /// 400 `invalid_request`: the input breaks a rule; nothing was written.
@@ -125,6 +134,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -31,6 +31,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub use auth::FailureLimiter;
+
 /// Where the admin API lives.
 pub const API_PREFIX: &str = "/api/v1";
 

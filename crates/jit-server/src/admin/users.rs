@@ -16,7 +16,7 @@ use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
 use jit_domain::schema::{USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
-use jit_flow::password::hash_password;
+use jit_flow::password::hash_password_off_thread;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -175,9 +175,7 @@ async fn create(
                  through a connection"
             )));
         }
-        Some(password) => {
-            Some(tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??)
-        }
+        Some(password) => Some(hash_password_off_thread(password).await?),
     };
     let new = NewLocalUser { username, attributes, password_hash, email_verified };
     let user = state.store.create_user(new, state.clock.now()).await?;

@@ -22,6 +22,10 @@ pub struct Model {
     pub password_locked_until: Option<i64>,
     /// Whether the `email` attribute is verified (migration m0004).
     pub email_verified: bool,
+    /// Email OTP codes sent since the last accepted one (migration m0006).
+    pub email_otp_sends: i32,
+    /// Until when no code is sent, if locked (milliseconds).
+    pub email_otp_locked_until: Option<i64>,
 }
 
 #[allow(missing_docs)]

@@ -8,6 +8,7 @@ mod m0002_totp;
 mod m0003_password_lockout;
 mod m0004_email_verified;
 mod m0005_sealed_secrets;
+mod m0006_email_otp_sends;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_password_lockout::Migration),
             Box::new(m0004_email_verified::Migration),
             Box::new(m0005_sealed_secrets::Migration),
+            Box::new(m0006_email_otp_sends::Migration),
         ]
     }
 
