@@ -329,3 +329,25 @@ async fn email_codes_per_account_are_capped_across_sign_ins() {
     let done = bench.engine.email_otp(&last, &bench.csrf(&last).await, &bench.outbox.last_code()).await;
     assert_eq!(describe(&done), "complete");
 }
+
+/// Finding 10: what unauthenticated sign-ins stored is gone once expired:
+/// the janitor deletes every expired sign-in (and pending federation), on
+/// any instance, and nothing live.
+#[tokio::test]
+async fn the_janitor_purges_expired_sign_ins() {
+    let bench = Bench::new(vec![step(&["LOCAL", "corp"])], None).await;
+    let mut flows = Vec::new();
+    for _ in 0..20 {
+        let (flow, _) = bench.start().await;
+        bench.engine.federate(&flow, &bench.csrf(&flow).await, "corp").await.unwrap();
+        flows.push(flow);
+    }
+    assert_eq!(jit_flow::janitor::purge(&*bench.store, &*bench.clock).await.unwrap(), 0, "nothing expired yet");
+    bench.clock.advance(Duration::minutes(14));
+    let (live, _) = bench.start().await;
+    bench.clock.advance(Duration::minutes(2));
+    let purged = jit_flow::janitor::purge(&*bench.store, &*bench.clock).await.unwrap();
+    assert_eq!(purged, 40, "20 sign-ins and their 20 pending federations");
+    assert_eq!(bench.engine.view(&live).await.unwrap().step, 1, "a live sign-in is kept");
+    assert!(matches!(bench.engine.view(&flows[0]).await, Err(FlowError::Expired)));
+}

@@ -168,7 +168,7 @@ pub struct Browser {
 }
 
 /// Where a walk through redirects stopped.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Page {
     /// The last URL requested.
     pub url: String,

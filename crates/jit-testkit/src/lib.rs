@@ -201,6 +201,9 @@ pub(crate) struct State {
     pub(crate) codes: std::collections::HashMap<String, Grant>,
     pub(crate) access_tokens: std::collections::HashMap<String, User>,
     pub(crate) counters: Counters,
+    /// Claims `/userinfo` answers differently from the ID token (`null`
+    /// removes a claim there).
+    pub(crate) userinfo_overrides: Map<String, Value>,
 }
 
 impl Shared {
@@ -246,6 +249,7 @@ impl TestIdp {
                 codes: Default::default(),
                 access_tokens: Default::default(),
                 counters: Counters::default(),
+                userinfo_overrides: Map::new(),
             }),
         });
         let app = server::router(shared.clone());
@@ -293,6 +297,14 @@ impl TestIdp {
         let waiting = state.queued.len();
         state.queued.clear();
         waiting
+    }
+
+    /// Makes `/userinfo` answer `claims` (a JSON object) on top of the
+    /// user's claims: an `email` other than the ID token's, a string
+    /// `email_verified`, ... A `null` value removes the claim from userinfo.
+    /// An empty object makes userinfo match the ID token again.
+    pub fn set_userinfo_overrides(&self, claims: Value) {
+        self.shared.lock().userinfo_overrides = object(claims);
     }
 
     /// Sets how it misbehaves from now on.

@@ -271,6 +271,12 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             .into_response();
     };
     let mut claims = user.claims;
+    for (name, value) in shared.lock().userinfo_overrides.clone() {
+        match value {
+            Value::Null => claims.remove(&name),
+            value => claims.insert(name, value),
+        };
+    }
     let subject = if misbehaviour == Misbehaviour::UserinfoDifferentSub { "mallory".to_owned() } else { user.subject };
     claims.insert("sub".into(), json!(subject));
     Json(Value::Object(claims)).into_response()

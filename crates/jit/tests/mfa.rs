@@ -213,12 +213,12 @@ async fn repeated_wrong_totp_codes_lock_the_user_out_until_an_administrator_rese
 
     rig.new_browser();
     let (_, trail) = rig.password_sign_in("erin", PASSWORD).await;
-    let mut page = trail.page().clone_page();
+    let mut page = trail.page().clone();
     // Five wrong codes in a row cost nothing but the message ...
     for attempt in 1..=5 {
         let trail = rig.submit(&page, "/signin/totp", &[("code", &app.wrong_code())]).await;
         assert_code_refused(&format!("wrong code {attempt}"), &trail, "That code is not right");
-        page = trail.page().clone_page();
+        page = trail.page().clone();
     }
     // ... the sixth locks TOTP for the account.
     let trail = rig.submit(&page, "/signin/totp", &[("code", &app.wrong_code())]).await;
@@ -322,7 +322,7 @@ async fn send_code(rig: &Rig, smtp: &SmtpListener, username: &str) -> (AuthReque
     let page = sent.page();
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(form_action(&page.body, "/signin/email-otp").is_some(), "no code form: {}", page.body);
-    (request, page.clone_page())
+    (request, page.clone())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,7 +371,7 @@ async fn wrong_email_codes_use_the_code_up() {
     for remaining in (1..=4).rev() {
         let trail = rig.submit(&page, "/signin/email-otp", &[("code", wrong)]).await;
         assert_code_refused("a wrong email code", &trail, &format!("{remaining} attempt(s) left"));
-        page = trail.page().clone_page();
+        page = trail.page().clone();
     }
     let trail = rig.submit(&page, "/signin/email-otp", &[("code", wrong)]).await;
     assert_code_refused("the fifth wrong code", &trail, "Too many wrong codes. Ask for a new code.");
@@ -497,11 +497,11 @@ async fn a_sign_in_ends_after_too_many_wrong_codes() {
     local_user(&rig, "paul", "paul@example.com").await;
     let (_, trail) = rig.password_sign_in("paul", PASSWORD).await;
     let app = Authenticator::from_enrolment_page(trail.page());
-    let mut page = trail.page().clone_page();
+    let mut page = trail.page().clone();
     for attempt in 1..=10 {
         let trail = rig.submit(&page, "/signin/totp", &[("code", &app.wrong_code())]).await;
         assert_code_refused(&format!("wrong code {attempt}"), &trail, "That code is not right");
-        page = trail.page().clone_page();
+        page = trail.page().clone();
     }
     let trail = rig.submit(&page, "/signin/totp", &[("code", &app.wrong_code())]).await;
     assert_error_page("the eleventh wrong code", trail.page(), 429, "too many failed attempts", &[]);
@@ -767,15 +767,4 @@ async fn bad_scripts_end_the_sign_in_with_a_clear_page_quickly() {
         assert!(trail.page().body.contains("Sign-in misconfigured"), "{case}: {}", trail.page().body);
     }
     rig.assert_nothing_written("bad scripts").await;
-}
-
-/// A copy of a page (pages are not `Clone`).
-trait ClonePage {
-    fn clone_page(&self) -> Page;
-}
-
-impl ClonePage for Page {
-    fn clone_page(&self) -> Page {
-        Page { url: self.url.clone(), status: self.status, body: self.body.clone() }
-    }
 }
