@@ -52,10 +52,8 @@ async fn a_second_pending_federation_cannot_complete_the_next_step() {
     let secret = jit_flow::mfa::totp::generate_secret().unwrap();
     bench.store.inner.enrol_totp(alice, &secret, 0, bench.now()).await.unwrap();
 
-    let (flow, _) = bench.start().await;
-    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
-    let flow = id_after(&flow, &signed_in);
-    assert_eq!(describe(&signed_in), "step 2");
+    let flow = bench.signed_in("alice").await;
+    assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2);
     let csrf = bench.csrf(&flow).await;
     let first = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
     let second = bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
@@ -129,9 +127,7 @@ async fn a_form_of_a_step_already_done_is_refused() {
 async fn pending_work_of_a_step_dies_with_the_step() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
-    let (flow, _) = bench.start().await;
-    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
-    let flow = id_after(&flow, &signed_in);
+    let flow = bench.signed_in("alice").await;
     let sent = bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await;
     assert!(describe(&sent).starts_with("step 2 notice: We sent a code"), "{}", describe(&sent));
     let code = bench.outbox.last_code();
@@ -150,9 +146,7 @@ async fn pending_work_of_a_step_dies_with_the_step() {
 async fn parallel_email_codes_are_counted_before_they_are_checked() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
-    let (flow, _) = bench.start().await;
-    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
-    let flow = id_after(&flow, &signed_in);
+    let flow = bench.signed_in("alice").await;
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let right = bench.outbox.last_code();
     let wrong = if right == "000000" { "000001".to_owned() } else { "000000".to_owned() };
@@ -215,9 +209,7 @@ async fn a_sign_in_ends_after_too_many_attempts() {
 async fn an_email_code_expires() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
-    let (flow, _) = bench.start().await;
-    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
-    let flow = id_after(&flow, &signed_in);
+    let flow = bench.signed_in("alice").await;
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let code = bench.outbox.last_code();
     bench.clock.advance(Duration::minutes(10));
@@ -273,9 +265,7 @@ var onLoginRequest = function (context) {
 };";
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], Some(seeds)).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
-    let (flow, _) = bench.start().await;
-    let signed_in = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
-    let flow = id_after(&flow, &signed_in);
+    let flow = bench.signed_in("alice").await;
     bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
     let right = bench.outbox.last_code();
     let wrong = if right == "000000" { "000001" } else { "000000" };

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use jit_domain::ports::{FlowStateStore, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -12,6 +12,14 @@ use crate::convert::{from_json, millis, to_json};
 use crate::entity::flow_states;
 use crate::error::classify;
 use crate::secrets::{digest, flow_place};
+
+/// The row `id`, unexpired at `now`, whose state is still `expected`.
+fn still_as_loaded(id: &str, expected: &Value, now: OffsetDateTime) -> Result<Condition, StoreError> {
+    Ok(Condition::all()
+        .add(flow_states::Column::Id.eq(id))
+        .add(flow_states::Column::Digest.eq(digest(&to_json(expected)?)))
+        .add(flow_states::Column::ExpiresAt.gt(millis(now))))
+}
 
 impl Store {
     /// A sign-in's state sealed for its row, and the digest of its text.
@@ -75,9 +83,7 @@ impl FlowStateStore for Store {
             .col_expr(flow_states::Column::State, Expr::value(sealed))
             .col_expr(flow_states::Column::Digest, Expr::value(new_digest))
             .col_expr(flow_states::Column::ExpiresAt, Expr::value(millis(expires_at)))
-            .filter(flow_states::Column::Id.eq(id))
-            .filter(flow_states::Column::Digest.eq(digest(&to_json(expected)?)))
-            .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
+            .filter(still_as_loaded(id, expected, now)?)
             .exec(&self.db)
             .await
             .map_err(classify)?;
@@ -94,9 +100,7 @@ impl FlowStateStore for Store {
 
     async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError> {
         let deleted = flow_states::Entity::delete_many()
-            .filter(flow_states::Column::Id.eq(id))
-            .filter(flow_states::Column::Digest.eq(digest(&to_json(expected)?)))
-            .filter(flow_states::Column::ExpiresAt.gt(millis(now)))
+            .filter(still_as_loaded(id, expected, now)?)
             .exec(&self.db)
             .await
             .map_err(classify)?;

@@ -159,6 +159,15 @@ impl Bench {
         self.store.create_user(user, self.now()).await.unwrap().id
     }
 
+    /// Starts a sign-in and passes its first step with `username`'s
+    /// password: the sign-in's id (a new one: the user is now known).
+    pub async fn signed_in(&self, username: &str) -> String {
+        let (flow, _) = self.start().await;
+        let answer = self.engine.password(&flow, &self.csrf(&flow).await, username, PASSWORD).await;
+        assert!(matches!(answer, Ok(Next::Show(_)) | Ok(Next::Complete(_))), "{}", describe(&answer));
+        id_after(&flow, &answer)
+    }
+
     /// Follows a redirect to the test IdP: the callback it sends back.
     pub async fn at_idp(&self, next: &Next) -> CallbackParams {
         let Next::RedirectToIdp(url) = next else { panic!("expected a redirect to the IdP, got {next:?}") };
