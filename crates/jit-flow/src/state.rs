@@ -164,7 +164,7 @@ impl SignInState {
         if self.mfa.as_ref().is_none_or(|pending| pending.epoch != epoch) {
             self.mfa = None;
         }
-        self.mfa.get_or_insert(PendingMfa { epoch, totp_enrolment: None, email_otp: None })
+        self.mfa.get_or_insert(PendingMfa { epoch, totp_enrolment: None, email_otp: None, email_otp_sent_to: None })
     }
 
     /// The second factors pending at the current step, if any.
@@ -193,6 +193,11 @@ pub struct PendingMfa {
     /// An email code that was sent: its hash, expiry and counters.
     #[serde(default)]
     pub email_otp: Option<EmailOtpChallenge>,
+    /// The address the current email code went to: the one a right code
+    /// proves the user reads (and so verifies), whatever the account's
+    /// email became meanwhile.
+    #[serde(default)]
+    pub email_otp_sent_to: Option<String>,
 }
 
 /// A redirect to an external IdP waiting for its callback. Stored apart,

@@ -341,3 +341,23 @@ async fn the_janitor_purges_expired_sign_ins() {
     assert_eq!(bench.engine.view(&live).await.unwrap().step, 1, "a live sign-in is kept");
     assert!(matches!(bench.engine.view(&flows[0]).await, Err(FlowError::Expired)));
 }
+
+/// Finding 2: a completed Email OTP verifies the address the code went to.
+#[tokio::test]
+async fn a_completed_email_code_verifies_the_address() {
+    use jit_domain::ports::UserStore;
+    let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None).await;
+    let user = jit_domain::ports::NewLocalUser {
+        username: jit_domain::user::Username::new("ann").unwrap(),
+        attributes: serde_json::from_value(serde_json::json!({"email": "ann@example.com"})).unwrap(),
+        password_hash: Some(jit_flow::password::hash_password(PASSWORD).unwrap()),
+        email_verified: false,
+    };
+    let ann = bench.store.create_user(user, bench.now()).await.unwrap().id;
+    let flow = bench.signed_in("ann").await;
+    bench.engine.send_email_otp(&flow, &bench.csrf(&flow).await).await.unwrap();
+    assert!(!bench.store.user(ann).await.unwrap().unwrap().email_verified);
+    let done = bench.engine.email_otp(&flow, &bench.csrf(&flow).await, &bench.outbox.last_code()).await;
+    assert_eq!(describe(&done), "complete");
+    assert!(bench.store.user(ann).await.unwrap().unwrap().email_verified, "the code proved the address");
+}

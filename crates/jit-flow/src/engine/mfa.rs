@@ -116,6 +116,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             );
             return Ok(Next::Show(self.view_of(&application, &state, Some(message), None).await?));
         }
+        state.mfa_here().email_otp_sent_to = Some(address.clone());
         // Saved before it is sent: a code that was mailed is always one the
         // sign-in knows (and a concurrent send loses here, unsent).
         self.save(flow_id, &mut state).await?;
@@ -162,7 +163,9 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             Ok(()) => {
                 // The user read the code at their address: it is verified
                 // (unless it changed since, or another account holds it).
-                if let Some(address) = self.email_address(user).await?
+                // The address the code went to, if it is still the account's.
+                let sent_to = state.pending_mfa().and_then(|p| p.email_otp_sent_to.clone());
+                if let Some(address) = sent_to
                     && self.store.verify_email(user, &address).await?
                 {
                     tracing::info!(event = "email_verified", user = %user.0, "email verified by Email OTP");
