@@ -19,6 +19,7 @@ pub const SYSTEM_ATTRIBUTES: &[&str] = &[
     "id",
     "password",
     "password_hash",
+    "email_verified",
     "totp_secret",
     "locked",
     "locked_until",

@@ -114,6 +114,10 @@ pub struct SignInState {
     /// Past a limit the sign-in ends.
     #[serde(default)]
     pub failures: u32,
+    /// Redirects to IdPs started in this sign-in (each stores a pending
+    /// federation until it expires); past a limit, no more.
+    #[serde(default)]
+    pub federations: u32,
     /// Second factors in progress at the current step.
     #[serde(default)]
     pub mfa: Option<PendingMfa>,
@@ -258,6 +262,7 @@ mod tests {
             csrf: "csrf".into(),
             auth_time: None,
             failures: 0,
+            federations: 0,
             mfa: None,
             loaded: None,
             identified_now: false,

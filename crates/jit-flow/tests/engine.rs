@@ -361,3 +361,17 @@ async fn a_completed_email_code_verifies_the_address() {
     assert_eq!(describe(&done), "complete");
     assert!(bench.store.user(ann).await.unwrap().unwrap().email_verified, "the code proved the address");
 }
+
+/// Finding 10: one sign-in stores at most `MAX_FEDERATIONS` pending
+/// federations, however often "continue" is clicked.
+#[tokio::test]
+async fn a_sign_in_starts_a_bounded_number_of_federations() {
+    let bench = Bench::new(vec![step(&["corp"])], None).await;
+    let (flow, _) = bench.start().await;
+    let csrf = bench.csrf(&flow).await;
+    for _ in 0..jit_flow::engine::MAX_FEDERATIONS {
+        bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
+    }
+    let more = bench.engine.federate(&flow, &csrf, "corp").await;
+    assert!(matches!(more, Err(FlowError::TooManyAttempts)), "{}", describe(&more));
+}

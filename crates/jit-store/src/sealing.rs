@@ -9,9 +9,9 @@
 //! does not open there. A sealed value reads `v1.<key id>.<base64url(nonce
 //! ‖ ciphertext ‖ tag)>`; the key id is a hash prefix of the key, so several
 //! keys can be configured at once: the first seals, all of them open. That
-//! is how a key is rotated: put the new key first, keep the old one, run
-//! `jit rekey` (or start jit, which re-seals what the old key sealed), then
-//! drop the old key.
+//! is how a key is rotated: put the new key first on every instance, keep
+//! the old one, run `jit migrate` (or restart: `Store::prepare_secrets`
+//! re-seals what the old key sealed), then drop the old key.
 
 use std::fmt;
 

@@ -202,6 +202,9 @@ pub struct SignInEngine<S: ?Sized> {
     scripts: ScriptRunner,
 }
 
+/// Redirects to IdPs one sign-in may start.
+pub const MAX_FEDERATIONS: u32 = 10;
+
 const FLOW_PREFIX: &str = "flow:";
 const FEDERATION_PREFIX: &str = "fed:";
 const CODE_PREFIX: &str = "code:";
@@ -248,6 +251,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             csrf: random_token()?,
             auth_time: None,
             failures: 0,
+            federations: 0,
             mfa: None,
             loaded: None,
             identified_now: false,
@@ -260,7 +264,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         self.enter_step(application, &mut state, first).await?;
         self.save(&flow_id, &mut state).await?;
         let next = match fidp {
-            Some(connection) => self.federate_unchecked(&flow_id, &state, application, connection).await?,
+            Some(connection) => self.federate_unchecked(&flow_id, &mut state, application, connection).await?,
             None => Next::Show(self.view_of(application, &state, None, None).await?),
         };
         Ok((flow_id, next))
@@ -332,15 +336,18 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// Sends the user to a connection offered by the current step.
     pub async fn federate(&self, flow_id: &str, csrf: &str, connection: &str) -> Result<Next, FlowError> {
-        let state = self.load_checked(flow_id, csrf).await?;
+        let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
-        self.federate_unchecked(flow_id, &state, &application, connection).await
+        self.federate_unchecked(flow_id, &mut state, &application, connection).await
     }
 
+    /// Stores a pending federation for the current step, counted in the
+    /// sign-in first (compare-and-swap): one sign-in makes jit keep at most
+    /// [`MAX_FEDERATIONS`] of them, however often "continue" is clicked.
     async fn federate_unchecked(
         &self,
         flow_id: &str,
-        state: &SignInState,
+        state: &mut SignInState,
         application: &Application,
         connection: &str,
     ) -> Result<Next, FlowError> {
@@ -349,6 +356,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         if !step.options.contains(&StepOption::Connection(name.clone())) {
             return Err(FlowError::NotOffered(format!("Connection {connection:?}")));
         }
+        state.federations += 1;
+        if state.federations > MAX_FEDERATIONS {
+            return Err(FlowError::TooManyAttempts);
+        }
+        self.save(flow_id, state).await?;
         let connection = self.connection(&name).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
         let start =
@@ -408,7 +420,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             // gets the answer (OpenID Connect Core 3.1.2.6), not a page.
             Err(IdpError::IdpRefused { error, .. }) if error == "access_denied" => {
                 tracing::info!(event = "federated_sign_in_declined", connection = %connection.name, "declined at the IdP");
-                self.take::<SignInState>(&flow_key(flow_id)).await?;
+                self.end(flow_id, &state).await?;
                 return Ok(Next::Declined(DeclinedSignIn {
                     redirect_uri: state.authorization.redirect_uri,
                     state: state.authorization.state,

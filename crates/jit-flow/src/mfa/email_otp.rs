@@ -164,7 +164,7 @@ pub enum EmailOtpError {
 /// The Email OTP state of one sign-in.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailOtpChallenge {
-    /// SHA-256 of salt and code (base64url).
+    /// HMAC-SHA256 of salt and code under the [`CodeKey`] (base64url).
     code_hash: String,
     /// A random salt, new with each code.
     salt: String,

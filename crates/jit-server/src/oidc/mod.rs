@@ -23,7 +23,7 @@ use crate::error::OAuthError;
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Stored access grants are keyed `at:<jti>`.
 pub(crate) const ACCESS_GRANT_PREFIX: &str = "at:";
-/// Exchanged authorization codes are keyed `spent:<hash of the code>`.
+/// Exchanged authorization codes are keyed `spent:<hash of the client id and the code>`.
 pub(crate) const SPENT_CODE_PREFIX: &str = "spent:";
 
 /// `GET /.well-known/openid-configuration`.

@@ -62,15 +62,15 @@ async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) 
     let expires = state.clock.now() + state.settings.access_token_ttl;
     state
         .store
-        .put_flow(&spent_code_key(code), &json!({ "jti": jti }), expires)
+        .put_flow(&spent_code_key(&application.client_id, code), &json!({ "jti": jti }), expires)
         .await
         .map_err(OAuthError::server_error)?;
     issue_tokens(state, &application, &grant, &jti).await
 }
 
-/// Spent codes are stored under `spent:<hash of the code>`.
-fn spent_code_key(code: &str) -> String {
-    format!("{SPENT_CODE_PREFIX}{}", stored_form(code))
+/// Spent codes are stored under `spent:<hash of the client id and the code>`.
+fn spent_code_key(client_id: &str, code: &str) -> String {
+    format!("{SPENT_CODE_PREFIX}{}", stored_form(&format!("{client_id}\n{code}")))
 }
 
 /// A code that was already exchanged is presented again: whoever holds it
@@ -82,7 +82,10 @@ async fn revoke_tokens_of_spent_code(
     code: &str,
 ) -> Result<(), OAuthError> {
     let now = state.clock.now();
-    let spent = state.store.take_flow(&spent_code_key(code), now).await.map_err(OAuthError::server_error)?;
+    // Per client, like codes: only the code's owner presenting it again
+    // revokes what it gave.
+    let key = spent_code_key(&application.client_id, code);
+    let spent = state.store.take_flow(&key, now).await.map_err(OAuthError::server_error)?;
     let Some(jti) = spent.as_ref().and_then(|s| s.get("jti")).and_then(Value::as_str) else { return Ok(()) };
     state.store.take_flow(&format!("{ACCESS_GRANT_PREFIX}{jti}"), now).await.map_err(OAuthError::server_error)?;
     tracing::warn!(
