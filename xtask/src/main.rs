@@ -12,10 +12,12 @@
 //! - `help`: the usage text.
 //!
 //! The command line is parsed by hand on purpose: the crate depends on
-//! `anyhow` alone.
+//! `anyhow` alone (and, for its tidy tests, `serde_json`).
 
 mod bench;
 mod ci;
+#[cfg(test)]
+mod tidy;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
