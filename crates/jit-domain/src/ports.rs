@@ -65,13 +65,6 @@ pub struct ProvisioningFacts {
 /// its decision atomically.
 #[async_trait]
 pub trait ProvisioningStore: Send + Sync {
-    /// The user the identity is associated with, if any.
-    async fn associated_user(
-        &self,
-        connection: &ConnectionName,
-        subject: &Subject,
-    ) -> Result<Option<LocalUser>, StoreError>;
-
     /// Everything a decision reads, from one consistent snapshot: the
     /// associated user and the users holding each looked-up value. (Reads
     /// from different moments could mix "before" and "after" a concurrent

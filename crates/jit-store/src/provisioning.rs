@@ -29,15 +29,6 @@ const LOOKUP_LIMIT: u64 = 8;
 
 #[async_trait]
 impl ProvisioningStore for Store {
-    async fn associated_user(
-        &self,
-        connection: &ConnectionName,
-        subject: &Subject,
-    ) -> Result<Option<LocalUser>, StoreError> {
-        let Some(user) = associated_user_id(&self.db, connection, subject).await? else { return Ok(None) };
-        Ok(load_users(&self.db, &self.schema, &[user]).await?.pop())
-    }
-
     async fn facts(&self, identity: &FederatedIdentity, keys: &[LookupKey]) -> Result<ProvisioningFacts, StoreError> {
         // One snapshot: repeatable read on PostgreSQL and MySQL; SQLite's
         // read transactions are snapshots already (and take no options).

@@ -172,8 +172,6 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
         username: Set(username.as_str().to_owned()),
         username_normalized: Set(username.normalized()),
         password_hash: Set(password_hash),
-        totp_secret: Set(None),
-        locked: Set(false),
         created_at: Set(millis(now)),
         updated_at: Set(millis(now)),
         password_failures: Set(0),

@@ -336,7 +336,7 @@ async fn first_login_creates_then_returning_logins_sync() {
     let ann = signed_in_user(&outcome).clone();
     assert_eq!(ann.username.as_str(), "ann");
     assert_eq!(ann.attributes, attrs(json!({"email": "ann@corp.example", "phone_number": "1"})));
-    assert_eq!(db.store.associated_user(&corp.name, &first.subject).await.unwrap(), Some(ann.clone()));
+    assert_eq!(db.store.facts(&first, &[]).await.unwrap().associated, Some(ann.clone()));
 
     let again = identity("corp", "s1", json!({"email": "ann@corp.example", "given_name": "Ann"}));
     let outcome = sign_in(&db, &corp, &again).await;

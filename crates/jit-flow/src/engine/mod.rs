@@ -229,11 +229,6 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         self
     }
 
-    /// The clock the engine uses.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     /// Starts a sign-in for a validated authorization request. With `fidp`,
     /// goes straight to that connection if step 1 offers it.
     pub async fn start(

@@ -24,7 +24,7 @@ use jit_domain::ports::{
 };
 use jit_domain::provisioning::{Decision, LookupKey};
 use jit_domain::schema::AttributeSchema;
-use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
+use jit_domain::user::{FederatedIdentity, LocalUser, UserId, Username};
 use jit_flow::clock::FixedClock;
 use jit_flow::idps::{IdpRegistry, IdpSettings, callback_url};
 use jit_flow::mfa::mailer::{CodeMail, MailError, Mailer};
@@ -280,13 +280,6 @@ impl FlowStateStore for GatedStore {
 
 #[async_trait]
 impl ProvisioningStore for GatedStore {
-    async fn associated_user(
-        &self,
-        connection: &ConnectionName,
-        subject: &Subject,
-    ) -> Result<Option<LocalUser>, StoreError> {
-        self.inner.associated_user(connection, subject).await
-    }
     async fn facts(&self, identity: &FederatedIdentity, keys: &[LookupKey]) -> Result<ProvisioningFacts, StoreError> {
         self.inner.facts(identity, keys).await
     }

@@ -11,8 +11,6 @@ pub struct Model {
     pub username: String,
     pub username_normalized: String,
     pub password_hash: Option<String>,
-    pub totp_secret: Option<String>,
-    pub locked: bool,
     /// Milliseconds since the Unix epoch, like every `*_at` column.
     pub created_at: i64,
     pub updated_at: i64,

@@ -9,6 +9,7 @@ mod m0003_password_lockout;
 mod m0004_email_verified;
 mod m0005_sealed_secrets;
 mod m0006_email_otp_sends;
+mod m0007_drop_unused_columns;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_email_verified::Migration),
             Box::new(m0005_sealed_secrets::Migration),
             Box::new(m0006_email_otp_sends::Migration),
+            Box::new(m0007_drop_unused_columns::Migration),
         ]
     }
 
