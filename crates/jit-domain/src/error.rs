@@ -99,6 +99,9 @@ pub enum MappingError {
         /// The attribute it maps to.
         attribute: AttributeName,
     },
+    /// The IdP's `sub` is empty or longer than 255 characters.
+    #[error("the subject identifier (sub) is empty or longer than 255 characters")]
+    InvalidSubject,
     /// A mapped value that breaks the schema (arity, size).
     #[error("claim {claim:?}: {source}")]
     Invalid {

@@ -1,13 +1,15 @@
 //! Provisioning as a whole: decide on fresh data, apply atomically, and
 //! decide again when the write lost a race.
 
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::connection::JitPolicy;
-use crate::ports::{ProvisioningStore, StoreError};
-use crate::provisioning::{Decision, ProvisioningInput, Refusal, decide, plan_lookups};
+use crate::connection::{Connection, JitPolicy};
+use crate::error::MappingError;
+use crate::ports::{ProvisioningFacts, ProvisioningStore, StoreError};
+use crate::provisioning::{Decision, LookupKey, ProvisioningInput, Refusal, decide, plan_lookups};
 use crate::schema::AttributeSchema;
-use crate::user::{FederatedIdentity, LocalUser};
+use crate::user::{FederatedIdentity, LocalUser, Subject};
 
 /// How often a decision is retried after losing a race. Each retry sees the
 /// winner's write, so two attempts settle almost every race; the rest covers
@@ -42,7 +44,60 @@ pub enum ProvisionError {
     Contention,
 }
 
-/// Provisions `identity` under `policy`: reads, decides, applies; retries on
+/// Who signed in through `connection`, from the IdP's `subject` and claim
+/// documents (userinfo first, then the ID token; see
+/// [`ClaimMapping::map_documents`](crate::claims::ClaimMapping::map_documents)).
+/// The one way from claims to a [`FederatedIdentity`]: a real sign-in and
+/// the admin API's dry run both use it.
+pub fn identity_from_claims(
+    connection: &Connection,
+    subject: &str,
+    documents: &[&Map<String, Value>],
+    schema: &AttributeSchema,
+) -> Result<FederatedIdentity, MappingError> {
+    let subject = Subject::new(subject).map_err(|_| MappingError::InvalidSubject)?;
+    let mapped = connection.claim_mapping().map_documents(documents, schema)?;
+    Ok(FederatedIdentity {
+        connection: connection.name.clone(),
+        subject,
+        attributes: mapped.attributes,
+        email_verified: mapped.email_verified,
+    })
+}
+
+/// What provisioning would do, and what it read to decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The values looked up ([`plan_lookups`]).
+    pub keys: Vec<LookupKey>,
+    /// What the store said, from one snapshot (nothing when JIT is off).
+    pub facts: ProvisioningFacts,
+    /// The decision.
+    pub decision: Decision,
+}
+
+/// Reads the facts for `identity` and decides, writing nothing: one round
+/// of [`provision`], and the whole of the admin API's dry run. JIT off reads
+/// nothing.
+pub async fn plan<S: ProvisioningStore + ?Sized>(
+    store: &S,
+    policy: &JitPolicy,
+    schema: &AttributeSchema,
+    identity: &FederatedIdentity,
+) -> Result<Plan, StoreError> {
+    let keys = plan_lookups(policy, schema, identity);
+    let facts = if policy.enabled { store.facts(identity, &keys).await? } else { ProvisioningFacts::default() };
+    let decision = decide(ProvisioningInput {
+        policy,
+        schema,
+        identity,
+        associated: facts.associated.as_ref(),
+        lookups: &facts.lookups,
+    });
+    Ok(Plan { keys, facts, decision })
+}
+
+/// Provisions `identity` under `policy`: [`plan`]s, applies; plans again on
 /// [`StoreError::Conflict`]. Race-free as long as the store's `apply` is
 /// atomic and backed by unique constraints.
 pub async fn provision<S: ProvisioningStore + ?Sized>(
@@ -56,14 +111,7 @@ pub async fn provision<S: ProvisioningStore + ?Sized>(
         return Ok(ProvisioningOutcome::PassThrough(identity.clone()));
     }
     for _ in 0..MAX_ATTEMPTS {
-        let facts = store.facts(identity, &plan_lookups(policy, schema, identity)).await?;
-        let decision = decide(ProvisioningInput {
-            policy,
-            schema,
-            identity,
-            associated: facts.associated.as_ref(),
-            lookups: &facts.lookups,
-        });
+        let Plan { decision, .. } = plan(store, policy, schema, identity).await?;
         match store.apply(identity, &decision, now).await {
             Ok(Some(user)) => return Ok(ProvisioningOutcome::SignedIn { user, decision }),
             Ok(None) => {

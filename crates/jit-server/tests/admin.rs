@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
 use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, TotpStore, UserStore};
 use jit_domain::prelude::*;
+use jit_domain::service::identity_from_claims;
 use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
 use jit_flow::{FlowSettings, SignInEngine};
@@ -199,14 +200,20 @@ async fn provision_through_store(server: &Server, connection: &str, claims: Valu
     let connection = server.store.connection(&ConnectionName::new(connection).unwrap()).await.unwrap().unwrap();
     let schema = server.store.schema();
     let claims = claims.as_object().unwrap().clone();
-    let mapped = connection.claim_mapping().map(&claims, schema).unwrap();
-    let identity = FederatedIdentity {
-        connection: connection.name.clone(),
-        subject: Subject::new(claims["sub"].as_str().unwrap()).unwrap(),
-        attributes: mapped.attributes,
-        email_verified: mapped.email_verified,
-    };
+    let identity = identity_from_claims(&connection, claims["sub"].as_str().unwrap(), &[&claims], schema).unwrap();
     provision(&*server.store, &connection.jit, schema, &identity, time::OffsetDateTime::now_utc()).await.unwrap()
+}
+
+/// The kind of decision a real sign-in came to, as the preview names it.
+fn decision_kind(outcome: &ProvisioningOutcome) -> &'static str {
+    match outcome {
+        ProvisioningOutcome::PassThrough(_) => "pass_through",
+        ProvisioningOutcome::Refused(_) => "refuse",
+        ProvisioningOutcome::SignedIn { decision: Decision::SignIn { .. }, .. } => "sign_in",
+        ProvisioningOutcome::SignedIn { decision: Decision::Link { .. }, .. } => "link",
+        ProvisioningOutcome::SignedIn { decision: Decision::Create { .. }, .. } => "create",
+        ProvisioningOutcome::SignedIn { decision, .. } => panic!("a sign-in with decision {decision:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -853,6 +860,33 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
     assert_eq!(answer.body["user"]["id"], user.id.to_string());
     assert_eq!(answer.body["changes"]["changed"], json!(["family_name"]));
     assert_eq!(server.row_counts().await, before, "the preview wrote something");
+}
+
+/// Issue 8, section 3: the dry run and the real sign-in share one
+/// pipeline, so they reach the same decision, for every kind of decision.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_decides_as_a_real_sign_in_does() {
+    let server = Server::start().await;
+    server.connection(connection_body("corp", jit_on())).await;
+    let mut strict = jit_on();
+    strict["linking"]["skip_provisioning_without_match"] = json!(true);
+    server.connection(connection_body("strict", strict)).await;
+    server.connection(connection_body("open", json!({"enabled": false}))).await;
+    server.user(json!({"username": "bob", "attributes": {"email": "bob@example.com"}, "email_verified": true})).await;
+    let cases = [
+        ("corp", json!({"sub": "n-1", "email": "new@example.com", "email_verified": true}), "create"),
+        ("corp", json!({"sub": "n-1", "email": "new@example.com", "given_name": "N"}), "sign_in"),
+        ("corp", json!({"sub": "b-1", "email": "BOB@example.com", "email_verified": true}), "link"),
+        ("strict", json!({"sub": "x-1", "email": "nobody@example.com", "email_verified": true}), "refuse"),
+        ("open", json!({"sub": "o-1", "email": "o@example.com"}), "pass_through"),
+    ];
+    for (connection, claims, expected) in cases {
+        let previewed =
+            server.post(&format!("/connections/{connection}/jit/preview"), json!({"claims": claims.clone()})).await;
+        assert_eq!(previewed.body["decision"], expected, "preview of {claims}: {}", previewed.text);
+        let outcome = provision_through_store(&server, connection, claims.clone()).await;
+        assert_eq!(decision_kind(&outcome), expected, "a real sign-in with {claims}: {outcome:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------

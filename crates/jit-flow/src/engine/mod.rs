@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use jit_domain::application::Application;
 use jit_domain::connection::{Connection, ConnectionName};
+use jit_domain::error::MappingError;
 use jit_domain::flow::{Step, StepOption};
 use jit_domain::mfa::LockoutPolicy;
 use jit_domain::ports::{
@@ -19,8 +20,7 @@ use jit_domain::ports::{
 };
 use jit_domain::provisioning::Decision;
 use jit_domain::schema::AttributeSchema;
-use jit_domain::service::{ProvisioningOutcome, provision};
-use jit_domain::user::{FederatedIdentity, Subject};
+use jit_domain::service::{ProvisioningOutcome, identity_from_claims, provision};
 use jit_idp::{CallbackParams, IdpError};
 use serde::{Serialize, de::DeserializeOwned};
 use time::{Duration, OffsetDateTime};
@@ -424,14 +424,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
             Err(source) => return Err(FlowError::Idp { connection: connection.name.to_string(), source }),
         };
-        let mapped = connection.claim_mapping().map_documents(&login.documents(), &self.schema)?;
-        let subject = Subject::new(login.subject)
-            .map_err(|_| FlowError::InvalidSubject { connection: connection.name.to_string() })?;
-        let identity = FederatedIdentity {
-            connection: connection.name.clone(),
-            subject,
-            attributes: mapped.attributes,
-            email_verified: mapped.email_verified,
+        let identity = match identity_from_claims(&connection, &login.subject, &login.documents(), &self.schema) {
+            Ok(identity) => identity,
+            Err(MappingError::InvalidSubject) => {
+                return Err(FlowError::InvalidSubject { connection: connection.name.to_string() });
+            }
+            Err(other) => return Err(other.into()),
         };
         let outcome = provision(&*self.store, &connection.jit, &self.schema, &identity, self.clock.now()).await?;
         let subject = match outcome {

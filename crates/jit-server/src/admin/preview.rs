@@ -7,10 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
-use jit_domain::ports::{ProvisioningFacts, ProvisioningStore};
-use jit_domain::provisioning::{Decision, MatchedRule, ProvisioningInput, Refusal, decide, plan_lookups};
+use jit_domain::provisioning::{Decision, MatchedRule, Refusal};
+use jit_domain::service::{Plan, identity_from_claims, plan};
 use jit_domain::sync::AttributeUpdate;
-use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
+use jit_domain::user::{LocalUser, UserId, Username};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -153,32 +153,16 @@ async fn preview(
     let Value::Object(claims) = request.claims else {
         return Err(ApiError::bad_request("claims must be a JSON object of the IdP's claims"));
     };
-    let subject = match claims.get("sub") {
-        Some(Value::String(sub)) => Subject::new(sub.clone())?,
-        _ => return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string")),
+    let Some(Value::String(subject)) = claims.get("sub") else {
+        return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string"));
     };
     let schema = state.store.schema();
-    let mut mapped = connection.claim_mapping().map(&claims, schema)?;
+    let mut identity = identity_from_claims(&connection, subject, &[&claims], schema)?;
     if let Some(verified) = request.email_verified {
-        mapped.email_verified = verified;
+        identity.email_verified = verified;
     }
-    let identity = FederatedIdentity {
-        connection: connection.name.clone(),
-        subject,
-        attributes: mapped.attributes,
-        email_verified: mapped.email_verified,
-    };
-    let policy = &connection.jit;
-    let keys = plan_lookups(policy, schema, &identity);
-    // As in provisioning, JIT off reads nothing.
-    let facts = if policy.enabled { state.store.facts(&identity, &keys).await? } else { ProvisioningFacts::default() };
-    let decision = decide(ProvisioningInput {
-        policy,
-        schema,
-        identity: &identity,
-        associated: facts.associated.as_ref(),
-        lookups: &facts.lookups,
-    });
+    // The real sign-in's pipeline, without its last move (apply).
+    let Plan { keys, facts, decision } = plan(&*state.store, &connection.jit, schema, &identity).await?;
     let candidates = keys
         .iter()
         .map(|key| {
