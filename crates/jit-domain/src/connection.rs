@@ -12,6 +12,8 @@ use crate::schema::{AttributeSchema, EMAIL, is_system};
 
 /// Longest connection name accepted.
 pub const MAX_CONNECTION_NAME_LEN: usize = 64;
+/// Longest display name of a connection, in characters.
+pub const MAX_DISPLAY_NAME_LEN: usize = 200;
 
 /// A connection's name: it appears in URLs (`fidp=`, the callback path), so
 /// it is restricted to lowercase ASCII letters, digits, `-` and `_`.
@@ -311,11 +313,65 @@ impl Connection {
         ClaimMapping::standard().with_overrides(&self.claim_mappings)
     }
 
-    /// Validates the mappings and the JIT policy against the schema.
+    /// Everything a connection must satisfy before it is stored: a display
+    /// name, its OpenID Connect settings ([`OidcSettings::validate`]), its
+    /// mappings and its JIT policy against the schema. The admin API (and
+    /// any other writer) calls this, so every writer gets the same messages.
     pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
+        let display_name = self.display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_LEN {
+            return Err(ConfigError::InvalidDisplayName);
+        }
+        self.oidc.validate()?;
         self.claim_mapping().validate(schema)?;
         self.jit.validate(schema)
     }
+}
+
+impl OidcSettings {
+    /// The issuer is an absolute http(s) URL without query, fragment or
+    /// credentials, https unless on loopback (or `allow_insecure_http`);
+    /// the client id is set; scopes are single words; `none` is no
+    /// algorithm.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_issuer(&self.issuer, self.allow_insecure_http)?;
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::EmptyClientId);
+        }
+        if let Some(scope) = self.scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            return Err(ConfigError::InvalidScope(scope.clone()));
+        }
+        if let Some(bad) =
+            self.allowed_algorithms.iter().find(|a| a.trim().is_empty() || a.eq_ignore_ascii_case("none"))
+        {
+            return Err(ConfigError::InvalidAlgorithm(bad.clone()));
+        }
+        Ok(())
+    }
+}
+
+fn check_issuer(issuer: &str, allow_insecure_http: bool) -> Result<(), ConfigError> {
+    let invalid = || ConfigError::InvalidIssuer(issuer.to_owned());
+    let url = url::Url::parse(issuer).map_err(|_| invalid())?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !ok {
+        return Err(invalid());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+        return Err(ConfigError::InsecureIssuer(issuer.to_owned()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -398,6 +454,43 @@ mod tests {
             serde_json::to_value(rule("email", "email")).unwrap(),
             serde_json::json!({"federated": "email", "local": "email"})
         );
+    }
+
+    #[test]
+    fn issuers() {
+        let ok = |issuer: &str| check_issuer(issuer, false).is_ok();
+        assert!(ok("https://idp.example.com"));
+        assert!(ok("https://idp.example.com/realms/corp"));
+        assert!(ok("http://127.0.0.1:8081"));
+        assert!(!ok("idp.example.com"));
+        assert!(!ok("/relative"));
+        assert!(!ok("ftp://idp.example.com"));
+        assert!(!ok("https://idp.example.com/?x=1"));
+        assert!(!ok("https://idp.example.com/#f"));
+        assert!(!ok("https://user:pw@idp.example.com"));
+        assert!(!ok(""));
+        // Plain http only on loopback, unless explicitly allowed.
+        assert!(ok("http://localhost:8081") && ok("http://[::1]:8081"));
+        assert!(matches!(check_issuer("http://idp.example.com", false), Err(ConfigError::InsecureIssuer(_))));
+        assert!(!ok("http://10.0.0.7"));
+        assert!(check_issuer("http://idp.example.com", true).is_ok());
+    }
+
+    #[test]
+    fn oidc_settings() {
+        let good = OidcSettings {
+            issuer: "https://idp.example.com".into(),
+            client_id: "jit".into(),
+            ..OidcSettings::default()
+        };
+        assert!(good.validate().is_ok());
+        let check = |settings: OidcSettings| settings.validate().map_err(|e| e.to_string());
+        assert!(check(OidcSettings { client_id: " ".into(), ..good.clone() }).is_err_and(|e| e.contains("client_id")));
+        assert!(
+            check(OidcSettings { scopes: vec!["a b".into()], ..good.clone() }).is_err_and(|e| e.contains("scopes"))
+        );
+        let none = OidcSettings { allowed_algorithms: vec!["None".into()], ..good };
+        assert!(check(none).is_err_and(|e| e.contains("unsigned")));
     }
 
     #[test]

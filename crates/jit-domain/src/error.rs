@@ -81,6 +81,30 @@ pub enum ConfigError {
     /// A federated subject that is empty or too long.
     #[error("invalid subject: it must be 1 to 255 characters")]
     InvalidSubject,
+    /// A connection's display name that is blank or too long.
+    #[error("display_name must be 1 to {max} characters (it is shown on the sign-in page)", max = crate::connection::MAX_DISPLAY_NAME_LEN)]
+    InvalidDisplayName,
+    /// An issuer that is not an absolute http(s) URL.
+    #[error(
+        "oidc.issuer must be an absolute http(s) URL without query or fragment, such as https://idp.example.com, got {0:?}"
+    )]
+    InvalidIssuer(String),
+    /// A plain-http issuer on a host that is not loopback.
+    #[error(
+        "oidc.issuer {0:?} is plain http on a host that is not loopback: tokens, the client secret and users' attributes would cross the network unencrypted. Use https, or set oidc.allow_insecure_http to true on a test network"
+    )]
+    InsecureIssuer(String),
+    /// An empty client id.
+    #[error("oidc.client_id must not be empty: use the client id the IdP gave you")]
+    EmptyClientId,
+    /// A scope that is empty or holds white space.
+    #[error("oidc.scopes holds {0:?}: give each scope as its own non-empty string without spaces")]
+    InvalidScope(String),
+    /// `none` or a blank algorithm.
+    #[error(
+        "oidc.allowed_algorithms holds {0:?}: unsigned ID tokens are never accepted; list signature algorithms such as RS256 or ES256, or leave the list empty for the safe default"
+    )]
+    InvalidAlgorithm(String),
     /// A username that is empty or too long.
     #[error("invalid username {0:?}: it must be 1 to 320 characters with no surrounding white space")]
     InvalidUsername(String),

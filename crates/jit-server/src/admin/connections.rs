@@ -16,9 +16,7 @@ use jit_domain::attribute::AttributeName;
 use jit_domain::connection::{Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
 use jit_domain::flow::StepOption;
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
-use jit_domain::schema::AttributeSchema;
 use serde::Serialize;
-use url::Url;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,9 +25,6 @@ use super::API_PREFIX;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::AppState;
-
-/// Longest display name accepted.
-const MAX_DISPLAY_NAME_LEN: usize = 200;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -108,7 +103,7 @@ async fn create(
     ApiJson(mut connection): ApiJson<Connection>,
 ) -> Result<impl IntoResponse, ApiError> {
     normalize_secret(&mut connection);
-    check(&connection, state.store.schema())?;
+    connection.validate(state.store.schema())?;
     state.store.create_connection(&connection, state.clock.now()).await?;
     tracing::info!(event = "admin_connection_created", connection = %connection.name, "connection created");
     let location = format!("{API_PREFIX}/connections/{}", connection.name);
@@ -174,7 +169,7 @@ async fn replace(
         None => connection.oidc.client_secret = stored.oidc.client_secret,
         Some(_) => normalize_secret(&mut connection),
     }
-    check(&connection, state.store.schema())?;
+    connection.validate(state.store.schema())?;
     state.store.update_connection(&connection, state.clock.now()).await?;
     tracing::info!(event = "admin_connection_updated", connection = %connection.name, "connection updated");
     Ok(Json(ConnectionView::from(connection)))
@@ -242,91 +237,5 @@ fn not_found(name: &str) -> ApiError {
 fn normalize_secret(connection: &mut Connection) {
     if connection.oidc.client_secret.as_deref().is_some_and(str::is_empty) {
         connection.oidc.client_secret = None;
-    }
-}
-
-/// Everything a connection must satisfy before it is stored.
-pub fn check(connection: &Connection, schema: &AttributeSchema) -> Result<(), ApiError> {
-    let display_name = connection.display_name.trim();
-    if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME_LEN {
-        return Err(ApiError::bad_request(format!(
-            "display_name must be 1 to {MAX_DISPLAY_NAME_LEN} characters (it is shown on the sign-in page)"
-        )));
-    }
-    check_issuer(&connection.oidc.issuer, connection.oidc.allow_insecure_http)?;
-    if connection.oidc.client_id.trim().is_empty() {
-        return Err(ApiError::bad_request("oidc.client_id must not be empty: use the client id the IdP gave you"));
-    }
-    if let Some(scope) = connection.oidc.scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
-        return Err(ApiError::bad_request(format!(
-            "oidc.scopes holds {scope:?}: give each scope as its own non-empty string without spaces"
-        )));
-    }
-    if let Some(bad) =
-        connection.oidc.allowed_algorithms.iter().find(|a| a.trim().is_empty() || a.eq_ignore_ascii_case("none"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "oidc.allowed_algorithms holds {bad:?}: unsigned ID tokens are never accepted; list signature algorithms \
-             such as RS256 or ES256, or leave the list empty for the safe default"
-        )));
-    }
-    connection.validate(schema).map_err(ApiError::from)
-}
-
-fn check_issuer(issuer: &str, allow_insecure_http: bool) -> Result<(), ApiError> {
-    let invalid = || {
-        ApiError::bad_request(format!(
-            "oidc.issuer must be an absolute http(s) URL without query or fragment, such as \
-             https://idp.example.com, got {issuer:?}"
-        ))
-    };
-    let url = Url::parse(issuer).map_err(|_| invalid())?;
-    let ok = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some_and(|h| !h.is_empty())
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && url.username().is_empty()
-        && url.password().is_none();
-    if !ok {
-        return Err(invalid());
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback && !allow_insecure_http {
-        return Err(ApiError::bad_request(format!(
-            "oidc.issuer {issuer:?} is plain http on a host that is not loopback: tokens, the client secret and \
-             users' attributes would cross the network unencrypted. Use https, or set oidc.allow_insecure_http to \
-             true on a test network"
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issuers() {
-        let ok = |issuer: &str| check_issuer(issuer, false).is_ok();
-        assert!(ok("https://idp.example.com"));
-        assert!(ok("https://idp.example.com/realms/corp"));
-        assert!(ok("http://127.0.0.1:8081"));
-        assert!(!ok("idp.example.com"));
-        assert!(!ok("/relative"));
-        assert!(!ok("ftp://idp.example.com"));
-        assert!(!ok("https://idp.example.com/?x=1"));
-        assert!(!ok("https://idp.example.com/#f"));
-        assert!(!ok("https://user:pw@idp.example.com"));
-        assert!(!ok(""));
-        // Plain http only on loopback, unless explicitly allowed.
-        assert!(ok("http://localhost:8081") && ok("http://[::1]:8081"));
-        assert!(!ok("http://idp.example.com"));
-        assert!(!ok("http://10.0.0.7"));
-        assert!(check_issuer("http://idp.example.com", true).is_ok());
     }
 }
