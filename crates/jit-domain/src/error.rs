@@ -105,6 +105,15 @@ pub enum ConfigError {
         "oidc.allowed_algorithms holds {0:?}: unsigned ID tokens are never accepted; list signature algorithms such as RS256 or ES256, or leave the list empty for the safe default"
     )]
     InvalidAlgorithm(String),
+    /// An application name that is blank, too long or not printable.
+    #[error("name must be 1 to {max} printable characters", max = crate::application::MAX_NAME_LEN)]
+    InvalidApplicationName,
+    /// No redirect URI, or too many.
+    #[error("redirect_uris must list 1 to {max} URIs the application receives codes at", max = crate::application::MAX_REDIRECT_URIS)]
+    RedirectUriCount,
+    /// A redirect URI that cannot be registered (the message says why).
+    #[error("{0}")]
+    InvalidRedirectUri(String),
     /// A username that is empty or too long.
     #[error("invalid username {0:?}: it must be 1 to 320 characters with no surrounding white space")]
     InvalidUsername(String),

@@ -6,7 +6,6 @@
 //! the flow's warnings, such as MFA after a JIT-disabled connection.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,7 +19,6 @@ use jit_domain::ports::{ApplicationStore, ConnectionStore};
 use jit_flow::script::ScriptRunner;
 use jit_flow::secret::{random_token, stored_form};
 use serde::{Deserialize, Serialize};
-use url::{Host, Url};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,16 +28,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::AppState;
 
-/// Longest application name accepted.
-const MAX_NAME_LEN: usize = 200;
-/// Most redirect URIs an application may register.
-const MAX_REDIRECT_URIS: usize = 32;
-/// Longest redirect URI accepted.
-const MAX_REDIRECT_URI_LEN: usize = 2048;
 /// Longest conditional authentication script accepted, in bytes.
 const MAX_SCRIPT_LEN: usize = 64 * 1024;
-/// Schemes that must never receive an authorization code.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -352,88 +342,9 @@ async fn connection_facts(
     Ok(facts)
 }
 
-/// Checks name and redirect URIs; drops repeated URIs.
+/// Checks name and redirect URIs (the domain's rules); drops repeated URIs.
 fn check_request(mut request: ApplicationRequest) -> Result<ApplicationRequest, ApiError> {
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("name must be 1 to {MAX_NAME_LEN} printable characters")));
-    }
-    request.name = name.to_owned();
-    if request.redirect_uris.is_empty() || request.redirect_uris.len() > MAX_REDIRECT_URIS {
-        return Err(ApiError::bad_request(format!(
-            "redirect_uris must list 1 to {MAX_REDIRECT_URIS} URIs the application receives codes at"
-        )));
-    }
-    for uri in &request.redirect_uris {
-        check_redirect_uri(uri).map_err(ApiError::bad_request)?;
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    request.redirect_uris.retain(|uri| seen.insert(uri.clone()));
+    request.name = Application::checked_name(&request.name)?;
+    request.redirect_uris = Application::checked_redirect_uris(std::mem::take(&mut request.redirect_uris))?;
     Ok(request)
-}
-
-/// A redirect URI: absolute, no fragment; `http` only on loopback hosts;
-/// `https`; or a private scheme of a native app.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.len() > MAX_REDIRECT_URI_LEN {
-        return Err(format!("redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters"));
-    }
-    let url = Url::parse(uri).map_err(|_| {
-        format!("redirect URI {uri:?} is not an absolute URL (such as https://app.example.com/callback)")
-    })?;
-    if uri.contains('#') {
-        return Err(format!("redirect URI {uri:?} has a fragment (#...), which redirect URIs must not have"));
-    }
-    if url.as_str().chars().any(char::is_whitespace) || uri.chars().any(char::is_whitespace) {
-        return Err(format!("redirect URI {uri:?} contains white space"));
-    }
-    match url.scheme() {
-        "https" => match url.host() {
-            Some(_) => Ok(()),
-            None => Err(format!("redirect URI {uri:?} has no host")),
-        },
-        "http" => {
-            let loopback = match url.host() {
-                Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-                Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-                Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                Err(format!(
-                    "redirect URI {uri:?} uses http on a host other than 127.0.0.1, localhost or [::1]: use https"
-                ))
-            }
-        }
-        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
-            Err(format!("redirect URI {uri:?} uses the {scheme}: scheme, which cannot receive authorization codes"))
-        }
-        // A native app's private-use scheme (RFC 8252 §7.1).
-        _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirect_uris() {
-        let ok = |uri: &str| check_redirect_uri(uri).is_ok();
-        assert!(ok("https://app.example.com/callback"));
-        assert!(ok("https://app.example.com/callback?x=1"));
-        assert!(ok("http://127.0.0.1:8080/cb"));
-        assert!(ok("http://localhost/cb"));
-        assert!(ok("http://[::1]:9000/cb"));
-        assert!(ok("com.example.app:/cb"));
-        assert!(!ok("http://app.example.com/cb"));
-        assert!(!ok("https://app.example.com/cb#frag"));
-        assert!(!ok("/relative/cb"));
-        assert!(!ok("app.example.com/cb"));
-        assert!(!ok("javascript:alert(1)"));
-        assert!(!ok("data:text/html,x"));
-        assert!(!ok("https://app.example.com/c b"));
-    }
 }
