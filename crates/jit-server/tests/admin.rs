@@ -745,8 +745,10 @@ fn uuid_like() -> String {
 // ---------------------------------------------------------------------------
 // JIT preview
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
+/// A server with connections `corp` (JIT on), `strict` (provisioning
+/// skipped without a match) and `open` (JIT off), and Bob, whose email
+/// `bob@example.com` is verified.
+async fn preview_server() -> (Server, Value) {
     let server = Server::start().await;
     server.connection(connection_body("corp", jit_on())).await;
     let mut strict = jit_on();
@@ -756,6 +758,12 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
     let bob = server
         .user(json!({"username": "bob", "attributes": {"email": "bob@example.com", "name": "Bob"}, "email_verified": true}))
         .await;
+    (server, bob)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
+    let (server, bob) = preview_server().await;
     let before = server.row_counts().await;
 
     // Nobody has this email: create.
@@ -866,13 +874,7 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
 /// pipeline, so they reach the same decision, for every kind of decision.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_preview_decides_as_a_real_sign_in_does() {
-    let server = Server::start().await;
-    server.connection(connection_body("corp", jit_on())).await;
-    let mut strict = jit_on();
-    strict["linking"]["skip_provisioning_without_match"] = json!(true);
-    server.connection(connection_body("strict", strict)).await;
-    server.connection(connection_body("open", json!({"enabled": false}))).await;
-    server.user(json!({"username": "bob", "attributes": {"email": "bob@example.com"}, "email_verified": true})).await;
+    let (server, _bob) = preview_server().await;
     let cases = [
         ("corp", json!({"sub": "n-1", "email": "new@example.com", "email_verified": true}), "create"),
         ("corp", json!({"sub": "n-1", "email": "new@example.com", "given_name": "N"}), "sign_in"),
