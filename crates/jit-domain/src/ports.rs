@@ -20,8 +20,13 @@ use crate::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
 pub enum StoreError {
     /// The write lost a race with a concurrent one (a unique constraint, a
     /// deadlock, a busy database). Deciding again on fresh data resolves it.
-    #[error("concurrent update: {0}")]
-    Conflict(String),
+    #[error("concurrent update ({kind:?}): {message}")]
+    Conflict {
+        /// What collided.
+        kind: ConflictKind,
+        /// What the database or the store said.
+        message: String,
+    },
     /// A value that must be unique is already taken.
     #[error("{0} is already taken")]
     Taken(String),
@@ -34,6 +39,33 @@ pub enum StoreError {
     /// The database failed or cannot be reached.
     #[error("storage failure: {0}")]
     Backend(String),
+}
+
+/// What kind of collision a [`StoreError::Conflict`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictKind {
+    /// A unique index fired: another write holds the value.
+    Unique,
+    /// A row referred to is gone (a foreign key fired).
+    MissingReference,
+    /// The database rolled the transaction back (deadlock, serialization
+    /// failure, busy): the same write may simply be tried again.
+    Transient,
+    /// What the write depended on changed since it was read.
+    Changed,
+}
+
+impl StoreError {
+    /// A conflict of `kind`.
+    pub fn conflict(kind: ConflictKind, message: impl Into<String>) -> Self {
+        Self::Conflict { kind, message: message.into() }
+    }
+
+    /// Whether this is a conflict of `kind`.
+    pub fn is_conflict(&self, kind: ConflictKind) -> bool {
+        matches!(self, Self::Conflict { kind: k, .. } if *k == kind)
+    }
 }
 
 /// A federated identity associated with a local user.

@@ -120,7 +120,7 @@ pub async fn provision<S: ProvisioningStore + ?Sized>(
                     _ => ProvisioningOutcome::PassThrough(identity.clone()),
                 });
             }
-            Err(StoreError::Conflict(_)) => continue,
+            Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(other.into()),
         }
     }

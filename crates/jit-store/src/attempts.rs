@@ -5,7 +5,7 @@
 //! [`LockoutPolicy::attempt`].
 
 use jit_domain::mfa::{Attempt, Lock, LockoutPolicy};
-use jit_domain::ports::StoreError;
+use jit_domain::ports::{ConflictKind, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use time::OffsetDateTime;
@@ -47,7 +47,10 @@ impl<E: EntityTrait> AttemptCounter<E> {
                 return Ok(attempt);
             }
         }
-        Err(StoreError::Conflict(format!("the failure counter of {} {key} keeps changing", self.what)))
+        Err(StoreError::conflict(
+            ConflictKind::Changed,
+            format!("the failure counter of {} {key} keeps changing", self.what),
+        ))
     }
 
     /// One round: `None` if another request changed the counter between

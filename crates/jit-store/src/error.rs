@@ -1,7 +1,7 @@
 //! Errors: this crate's own (connecting, migrating) and the translation of
 //! database errors into the domain's [`StoreError`].
 
-use jit_domain::ports::StoreError;
+use jit_domain::ports::{ConflictKind, StoreError};
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// Errors of setting up the store.
@@ -38,15 +38,12 @@ pub enum Error {
 /// [`StoreError::Backend`].
 pub(crate) fn classify(error: DbErr) -> StoreError {
     match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Conflict(format!("unique constraint: {m}")),
-        Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::Conflict(format!("foreign key: {m}")),
-        _ if is_transient(&error) => StoreError::Conflict(format!("{TRANSIENT}{error}")),
+        Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::conflict(ConflictKind::Unique, m),
+        Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::conflict(ConflictKind::MissingReference, m),
+        _ if is_transient(&error) => StoreError::conflict(ConflictKind::Transient, error.to_string()),
         _ => StoreError::Backend(error.to_string()),
     }
 }
-
-/// Prefix of [`StoreError::Conflict`] messages for rolled-back transactions.
-const TRANSIENT: &str = "transient: ";
 
 /// How often a write the caller did not decide on (an administrator's) is
 /// retried after the database rolled it back.
@@ -63,7 +60,7 @@ where
     let mut attempt = 1;
     loop {
         match write().await {
-            Err(StoreError::Conflict(m)) if m.starts_with(TRANSIENT) && attempt < TRANSIENT_ATTEMPTS => attempt += 1,
+            Err(e) if e.is_conflict(ConflictKind::Transient) && attempt < TRANSIENT_ATTEMPTS => attempt += 1,
             other => return other,
         }
     }
@@ -92,7 +89,7 @@ fn is_transient(error: &DbErr) -> bool {
 /// taken value is the caller's mistake rather than a race).
 pub(crate) fn taken_or(error: DbErr, what: &str) -> StoreError {
     match classify(error) {
-        StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(what.to_owned()),
+        e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(what.to_owned()),
         other => other,
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use jit_domain::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
-use jit_domain::ports::{StoreError, TotpStore};
+use jit_domain::ports::{ConflictKind, StoreError, TotpStore};
 use jit_domain::user::UserId;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -64,10 +64,10 @@ impl TotpStore for Store {
             .exec_without_returning(&self.db)
             .await
             .map_err(|e| match classify(e) {
-                StoreError::Conflict(m) if m.starts_with("unique constraint") => {
+                e if e.is_conflict(ConflictKind::Unique) => {
                     StoreError::Taken(format!("a TOTP enrolment for user {user}"))
                 }
-                StoreError::Conflict(m) if m.starts_with("foreign key") => StoreError::NotFound(format!("user {user}")),
+                e if e.is_conflict(ConflictKind::MissingReference) => StoreError::NotFound(format!("user {user}")),
                 other => other,
             })?;
             Ok(())

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use jit_domain::audit::AuditAction;
 use jit_domain::connection::ConnectionName;
-use jit_domain::ports::{ProvisioningFacts, ProvisioningStore, StoreError};
+use jit_domain::ports::{ConflictKind, ProvisioningFacts, ProvisioningStore, StoreError};
 use jit_domain::provisioning::{Decision, LookupKey, Lookups};
 use jit_domain::sync::AttributeUpdate;
 use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId};
@@ -117,7 +117,7 @@ impl Store {
             write_attributes(db, &self.schema, user.0, &update.attributes, email_verified).await?;
         }
         let mut loaded = load_users(db, &self.schema, &[user.0]).await?;
-        loaded.pop().ok_or_else(|| StoreError::Conflict(format!("user {user} was deleted")))
+        loaded.pop().ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))
     }
 }
 
@@ -172,7 +172,7 @@ async fn touch_identity<C: ConnectionTrait>(
         .map_err(classify)?;
     match associated_user_id(db, &identity.connection, &identity.subject).await? {
         Some(current) if current == user.0 => Ok(()),
-        _ => Err(StoreError::Conflict("the federated identity's association changed".to_owned())),
+        _ => Err(StoreError::conflict(ConflictKind::Changed, "the federated identity's association changed")),
     }
 }
 

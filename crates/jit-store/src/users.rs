@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
 use jit_domain::mfa::{Attempt, LockoutPolicy};
-use jit_domain::ports::{FederatedLink, NewLocalUser, StoreError, UserStore};
+use jit_domain::ports::{ConflictKind, FederatedLink, NewLocalUser, StoreError, UserStore};
 use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, UserId, Username};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -201,7 +201,7 @@ pub(crate) async fn touch_user<C: ConnectionTrait>(
         .await
         .map_err(classify)?;
     let row = users::Entity::find_by_id(user).one(db).await.map_err(classify)?;
-    row.ok_or_else(|| StoreError::Conflict(format!("user {user} was deleted")))
+    row.ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))
 }
 
 impl Store {
@@ -220,7 +220,7 @@ impl Store {
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(m) if m.starts_with("unique constraint") => StoreError::Taken(TAKEN.to_owned()),
+            e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
             other => other,
         })?;
         tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
@@ -278,7 +278,7 @@ impl UserStore for Store {
         .await;
         match outcome {
             // Another account holds the address verified.
-            Err(StoreError::Conflict(m)) if m.starts_with("unique constraint") => Ok(false),
+            Err(e) if e.is_conflict(ConflictKind::Unique) => Ok(false),
             other => other,
         }
     }

@@ -527,7 +527,7 @@ async fn a_colliding_write_rolls_back_whole() {
     };
     let who = identity("corp", "s9", json!({}));
     let error = db.store.apply(&who, &stale, now()).await.unwrap_err();
-    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert!(error.is_conflict(ConflictKind::Unique), "{error:?}");
     assert_eq!(db.count("users").await, 1);
     assert_eq!(db.count("user_attributes").await, 1);
     assert_eq!(db.count("federated_identities").await, 0);
