@@ -252,17 +252,7 @@ async fn a_failed_step_without_a_decision_ends_the_sign_in() {
 /// A failed step without `onFail` is tried again (the seeds' script).
 #[tokio::test]
 async fn a_failed_step_without_on_fail_is_tried_again() {
-    let seeds = "var localAuthenticator = 'LOCAL';
-var onLoginRequest = function (context) {
-    executeStep(1, {
-        onSuccess: function (context) {
-            var step = context.steps[1];
-            if (step.idp == localAuthenticator) {
-                executeStep(2); // MFA Step
-            }
-        }
-    });
-};";
+    let seeds = jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], Some(seeds)).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
     let flow = bench.signed_in("alice").await;
