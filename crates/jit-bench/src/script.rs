@@ -1,5 +1,5 @@
 //! Evaluation time of conditional authentication scripts: the seeds' script
-//! through `jit_flow::script::ScriptRunner`, exactly as the sign-in engine
+//! through `jit_script::ScriptRunner`, exactly as the sign-in engine
 //! runs it at every step of a scripted flow (a fresh engine per decision,
 //! replaying the steps done so far).
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
-use jit_flow::script::{CompletedStepRecord, ScriptDecision, ScriptInput, ScriptRunner, StepOutcome};
+use jit_script::{CompletedStepRecord, ScriptDecision, ScriptInput, ScriptRunner, StepOutcome};
 
 use crate::stats::percentile;
 

@@ -197,37 +197,103 @@ pub trait ApplicationStore: Send + Sync {
     async fn delete_application(&self, client_id: &str) -> Result<bool, StoreError>;
 }
 
-/// Sign-in flow state that survives across requests and server instances.
+/// The kinds of short-lived records that let any instance continue what
+/// another started. Each kind is owned by one crate, which alone reads and
+/// writes it: sign-ins and pending federations by `jit-flow`, authorization
+/// grants and access tokens by `jit-provider`. Keys are the SHA-256 of a
+/// bearer secret, never the secret itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A sign-in in progress, under the hash of its id.
+    SignIn,
+    /// A redirect to an external IdP waiting for its callback, under the
+    /// hash of its `state`.
+    PendingFederation,
+    /// What an authorization code stands for, under the hash of its client
+    /// and the code; kept after the exchange (marked exchanged) until the
+    /// access token it gave expires, so that a reused code revokes it.
+    AuthorizationGrant,
+    /// The claims behind an access token, under its `jti`.
+    AccessToken,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: [RecordKind; 4] =
+        [RecordKind::SignIn, RecordKind::PendingFederation, RecordKind::AuthorizationGrant, RecordKind::AccessToken];
+
+    /// The name stored with each record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::SignIn => "sign_in",
+            RecordKind::PendingFederation => "pending_federation",
+            RecordKind::AuthorizationGrant => "authorization_grant",
+            RecordKind::AccessToken => "access_token",
+        }
+    }
+}
+
+/// A record as it was read, with its version: a compare-and-swap names the
+/// version it replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The record.
+    pub value: T,
+    /// 1 when it was inserted, one more at each replacement.
+    pub version: i64,
+}
+
+/// Short-lived records ([`RecordKind`]), sealed at rest, that survive
+/// across requests and server instances. An expired record is absent for
+/// every call, whether or not it was purged yet.
 #[async_trait]
-pub trait FlowStateStore: Send + Sync {
-    /// Stores `state` under `id` until `expires_at`.
-    async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError>;
-    /// The state under `id`, unless absent or expired at `now`.
-    async fn flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
-    /// Replaces the state under `id` with `state` only if it is still
-    /// exactly `expected` (as read by [`FlowStateStore::flow`]) and not
-    /// expired at `now`: true if it was replaced. Of concurrent replacements
-    /// of the same state, on any number of instances, one wins; this is what
-    /// keeps attempt counters in flow state from being outrun by parallel
-    /// requests.
-    async fn replace_flow(
+pub trait ExpiringRecordStore: Send + Sync {
+    /// Stores a new record, at version 1, until `expires_at`;
+    /// [`StoreError::Conflict`] if one exists under that kind and key.
+    async fn insert_record(
         &self,
-        id: &str,
-        expected: &Value,
-        state: &Value,
+        kind: RecordKind,
+        key: &str,
+        value: &Value,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The record, unless absent or expired at `now`.
+    async fn record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned<Value>>, StoreError>;
+    /// Replaces the record with `value` (its version goes up by one) only
+    /// if it is still at `version` and not expired at `now`: true if it was
+    /// replaced. Of concurrent replacements of one version, on any number
+    /// of instances, one wins; this is what keeps attempt counters from
+    /// being outrun by parallel requests.
+    async fn replace_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        version: i64,
+        value: &Value,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Removes and returns the state under `id` (once only: a concurrent
-    /// second take gets `None`), unless absent or expired.
-    async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
-    /// Deletes the state under `id` only if it is still exactly `expected`
-    /// and not expired at `now`: true if it was deleted. The end of a
-    /// sign-in is a compare-and-delete, so that it cannot overtake an
-    /// attempt counted meanwhile by another request.
-    async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError>;
-    /// Deletes expired states; returns how many.
-    async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Removes and returns the record (once only: a concurrent second take
+    /// gets `None`), unless absent or expired.
+    async fn take_record(&self, kind: RecordKind, key: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError>;
+    /// Deletes the record only if it is still at `version` and not expired
+    /// at `now`: true if it was deleted. Ending a sign-in is a
+    /// compare-and-delete, so that it cannot overtake an attempt counted
+    /// meanwhile by another request.
+    async fn delete_record_if(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        version: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the records of every kind expired at `now`; returns how many.
+    async fn purge_expired_records(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// A signing key of ours.

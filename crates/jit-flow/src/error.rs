@@ -66,7 +66,7 @@ pub enum FlowError {
     #[error(
         "the application's sign-in script failed, so the sign-in cannot go on: {0}. The administrator must fix the script."
     )]
-    Script(#[from] crate::script::ScriptError),
+    Script(#[from] jit_script::ScriptError),
     /// The application's script ended the sign-in (`fail()`).
     #[error("the application's sign-in rules do not allow this sign-in{}", .0.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     ScriptFailed(Option<String>),
@@ -110,7 +110,19 @@ pub enum FlowError {
     /// Provisioning kept conflicting.
     #[error(transparent)]
     Provision(#[from] jit_domain::service::ProvisionError),
+    /// The environment failed (random generator, password hashing).
+    #[error("internal error: {0}")]
+    Primitive(#[from] jit_primitives::PrimitiveError),
     /// A bug or an environment failure.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<jit_provider::grant::IssueError> for FlowError {
+    fn from(error: jit_provider::grant::IssueError) -> Self {
+        match error {
+            jit_provider::grant::IssueError::Random(error) => Self::Primitive(error),
+            jit_provider::grant::IssueError::Store(error) => Self::Store(error),
+        }
+    }
 }

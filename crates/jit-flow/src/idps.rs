@@ -72,7 +72,13 @@ impl IdpRegistry {
     }
 }
 
+/// The route of an IdP's answer, with `{connection}` for the connection's
+/// name: the router serves it, and [`callback_url`] is what we register at
+/// IdPs.
+pub const CALLBACK_ROUTE: &str = "/federation/{connection}/callback";
+
 /// `<public_url>/federation/<connection>/callback`.
 pub fn callback_url(public_url: &str, connection: &ConnectionName) -> String {
-    format!("{}/federation/{}/callback", public_url.trim_end_matches('/'), connection)
+    let path = CALLBACK_ROUTE.replace("{connection}", connection.as_str());
+    format!("{}{path}", public_url.trim_end_matches('/'))
 }

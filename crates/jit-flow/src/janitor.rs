@@ -9,21 +9,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jit_domain::ports::FlowStateStore;
+use jit_domain::ports::ExpiringRecordStore;
 
-use crate::clock::Clock;
+use jit_primitives::clock::Clock;
 
 /// Runs one purge: how many expired records were deleted.
-pub async fn purge<S: FlowStateStore + ?Sized>(
+pub async fn purge<S: ExpiringRecordStore + ?Sized>(
     store: &S,
     clock: &dyn Clock,
 ) -> Result<u64, jit_domain::ports::StoreError> {
-    store.purge_expired_flows(clock.now()).await
+    store.purge_expired_records(clock.now()).await
 }
 
 /// Purges every `interval`, forever (spawn it; it stops with the runtime).
 /// A failed purge is logged and tried again at the next tick.
-pub async fn run<S: FlowStateStore + ?Sized>(store: Arc<S>, clock: Arc<dyn Clock>, interval: Duration) {
+pub async fn run<S: ExpiringRecordStore + ?Sized>(store: Arc<S>, clock: Arc<dyn Clock>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -8,15 +8,11 @@
 //! of a random id the browser keeps). It renders no HTML and speaks no HTTP:
 //! it says what comes [`engine::Next`].
 
-pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod idps;
 pub mod janitor;
 pub mod mfa;
-pub mod password;
-pub mod script;
-pub mod secret;
 pub mod state;
 
 pub use engine::{

@@ -1,66 +1,17 @@
 //! The state of a sign-in between requests, stored through the
-//! [`jit_domain::ports::FlowStateStore`] so that any instance can continue it.
+//! as [`jit_domain::ports::RecordKind::SignIn`] and
+//! [`jit_domain::ports::RecordKind::PendingFederation`] records so that any
+//! instance can continue it.
 
-use std::collections::BTreeMap;
-
-use jit_domain::attribute::Attributes;
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::StepOption;
 use jit_domain::mfa::TotpSecret;
-use jit_domain::user::{Subject, UserId};
 use jit_idp::PendingAuthorization;
+use jit_provider::{AuthorizationContext, SignedInSubject};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::mfa::email_otp::EmailOtpChallenge;
-
-/// The application's validated authorization request, carried through the
-/// sign-in and into the authorization code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizationContext {
-    /// The client.
-    pub client_id: String,
-    /// The redirect URI (already matched exactly against the registration).
-    pub redirect_uri: String,
-    /// The application's `state`, returned as is.
-    pub state: Option<String>,
-    /// The application's `nonce`, put in the ID token.
-    pub nonce: Option<String>,
-    /// Granted scopes (space-separated).
-    pub scope: String,
-    /// PKCE challenge (S256).
-    pub code_challenge: Option<String>,
-    /// The authorization request's query parameters as received (first
-    /// value of each): what scripts see as `context.request.params`.
-    #[serde(default)]
-    pub request_params: BTreeMap<String, String>,
-}
-
-/// Who the sign-in has identified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SignedInSubject {
-    /// A local account (signed in locally, or provisioned, linked or synced
-    /// from a federated sign-in).
-    Local {
-        /// The account.
-        user: UserId,
-    },
-    /// A federated user of a JIT-disabled connection: no local account; the
-    /// mapped attributes go to the application as they are.
-    PassThrough {
-        /// The connection.
-        connection: ConnectionName,
-        /// The IdP's subject.
-        subject: Subject,
-        /// The mapped attributes.
-        attributes: Attributes,
-        /// Whether the IdP verified the mapped `email` (or the connection
-        /// is trusted for email).
-        #[serde(default)]
-        email_verified: bool,
-    },
-}
 
 /// A step that was tried: what the script API calls `context.steps[n]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,27 +72,16 @@ pub struct SignInState {
     /// Second factors in progress at the current step.
     #[serde(default)]
     pub mfa: Option<PendingMfa>,
-    /// The state as stored when it was loaded: saving replaces exactly that
-    /// or fails, so parallel requests of one sign-in cannot each count the
-    /// same attempt. `None` for a sign-in not stored yet.
+    /// The stored version this state was loaded at: saving replaces that
+    /// version or fails, so parallel requests of one sign-in cannot each
+    /// count the same attempt. `None` for a sign-in not stored yet.
     #[serde(skip)]
-    pub loaded: Option<StoredState>,
+    pub version: Option<i64>,
     /// Set by the request whose step first identified the user: the
     /// sign-in then moves to a new id (the browser gets a new cookie), so a
     /// flow id seen before the user signed in is worth nothing after.
     #[serde(skip)]
     pub identified_now: bool,
-}
-
-/// A sign-in's state exactly as it was stored. `Debug` shows nothing: it
-/// may hold a TOTP secret waiting for its first code.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoredState(pub serde_json::Value);
-
-impl std::fmt::Debug for StoredState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoredState([redacted])")
-    }
 }
 
 impl SignInState {
@@ -223,23 +163,10 @@ pub struct PendingFederation {
     pub pending: PendingAuthorization,
 }
 
-/// What an authorization code stands for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizationGrant {
-    /// The application's request.
-    pub authorization: AuthorizationContext,
-    /// Who signed in.
-    pub subject: SignedInSubject,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub auth_time: OffsetDateTime,
-    /// The authenticators used (`amr`-like: `LOCAL`, connection names,
-    /// `TOTP`, `EMAIL_OTP`).
-    pub methods: Vec<String>,
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -264,11 +191,10 @@ mod tests {
             failures: 0,
             federations: 0,
             mfa: None,
-            loaded: None,
+            version: Some(1),
             identified_now: false,
         };
         state.mfa_here().totp_enrolment = Some(secret);
-        state.loaded = Some(StoredState(serde_json::to_value(&state).unwrap()));
         let stored = serde_json::to_string(&state).unwrap();
         assert!(stored.contains("JBSWY3DP"), "the secret is stored with the sign-in: {stored}");
         let shown = format!("{state:?}");

@@ -277,7 +277,7 @@ async fn an_async_handler_is_a_script_error() {
     let (flow, _) = bench.start().await;
     let after = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
     assert!(
-        matches!(&after, Err(FlowError::Script(jit_flow::script::ScriptError::Asynchronous(h))) if h == "onSuccess"),
+        matches!(&after, Err(FlowError::Script(jit_script::ScriptError::Asynchronous(h))) if h == "onSuccess"),
         "{}",
         describe(&after)
     );
@@ -340,7 +340,7 @@ async fn a_completed_email_code_verifies_the_address() {
     let user = jit_domain::ports::NewLocalUser {
         username: jit_domain::user::Username::new("ann").unwrap(),
         attributes: serde_json::from_value(serde_json::json!({"email": "ann@example.com"})).unwrap(),
-        password_hash: Some(jit_flow::password::hash_password(PASSWORD).unwrap()),
+        password_hash: Some(jit_primitives::password::hash_password(PASSWORD).unwrap()),
         email_verified: false,
     };
     let ann = bench.store.create_user(user, bench.now()).await.unwrap().id;

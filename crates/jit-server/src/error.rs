@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jit_flow::FlowError;
+use jit_provider::ErrorCode;
 use serde::Serialize;
 
 use crate::pages::{ErrorPage, no_store, render};
@@ -91,68 +92,64 @@ impl IntoResponse for PageError {
     }
 }
 
-/// An OAuth 2.0 error body (`error`, `error_description`).
-#[derive(Debug, Serialize)]
-pub struct OAuthError {
-    #[serde(skip)]
-    status: StatusCode,
-    error: &'static str,
-    error_description: String,
+/// An OAuth 2.0 error as a response: the JSON body (`error`,
+/// `error_description`), its status, and `WWW-Authenticate` where the
+/// protocol asks for one.
+#[derive(Debug)]
+pub struct OAuthError(pub jit_provider::OAuthError);
+
+impl From<jit_provider::OAuthError> for OAuthError {
+    fn from(error: jit_provider::OAuthError) -> Self {
+        Self(error)
+    }
 }
 
 impl OAuthError {
-    /// `invalid_request` (400).
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: "invalid_request", error_description: description.into() }
-    }
-
     /// `invalid_client` (401).
     pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, error: "invalid_client", error_description: description.into() }
-    }
-
-    /// `invalid_grant` (400).
-    pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: "invalid_grant", error_description: description.into() }
-    }
-
-    /// `unsupported_grant_type` (400).
-    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error: "unsupported_grant_type", error_description: description.into() }
+        Self(jit_provider::OAuthError::new(ErrorCode::InvalidClient, description))
     }
 
     /// `invalid_token` (401), for userinfo.
     pub fn invalid_token(description: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, error: "invalid_token", error_description: description.into() }
+        Self(jit_provider::OAuthError::new(ErrorCode::InvalidToken, description))
     }
 
-    /// `server_error` (500); the detail is logged, not sent.
-    pub fn server_error(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "server_error",
-            error_description: "internal error".into(),
+    fn status(&self) -> StatusCode {
+        match self.0.code {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 }
 
+#[derive(Serialize)]
+struct OAuthBody<'a> {
+    error: &'static str,
+    error_description: &'a str,
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, no_store(), Json(&self)).into_response();
-        if self.error == "invalid_token" {
-            let challenge = format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                self.error_description.replace('"', "'")
-            );
-            if let Ok(value) = challenge.parse() {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        let body = OAuthBody { error: self.0.code.as_str(), error_description: &self.0.description };
+        let mut response = (self.status(), no_store(), Json(&body)).into_response();
+        match self.0.code {
+            ErrorCode::InvalidToken => {
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    self.0.description.replace('"', "'")
+                );
+                if let Ok(value) = challenge.parse() {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
             }
-        } else if self.error == "invalid_client" {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"jit\""));
+            ErrorCode::InvalidClient => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"jit\""));
+            }
+            _ => {}
         }
         response
     }

@@ -8,9 +8,9 @@
 mod admin;
 mod error;
 mod health;
-pub mod keys;
 pub mod oidc;
 mod pages;
+pub mod routes;
 pub mod serve;
 mod signin;
 
@@ -20,7 +20,8 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use jit_flow::SignInEngine;
-use jit_flow::clock::Clock;
+use jit_primitives::clock::Clock;
+use jit_provider::Provider;
 use jit_store::Store;
 use sha2::Digest;
 use tower_http::csrf::CsrfLayer;
@@ -28,17 +29,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use admin::FailureLimiter;
-pub use keys::KeyRing;
 
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
     /// Our issuer and public base URL, without a trailing slash.
     pub public_url: String,
-    /// ID token lifetime.
-    pub id_token_ttl: time::Duration,
-    /// Access token lifetime.
-    pub access_token_ttl: time::Duration,
     /// Name of the cookie holding a sign-in's id: `jit_flow_` and a short
     /// hash of the public URL, so that two jit instances on one host name
     /// (a broker and an IdP on two ports, or two paths behind one domain)
@@ -48,7 +44,7 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// Defaults for `public_url`: 5-minute ID tokens, 10-minute access tokens.
+    /// Settings for `public_url`.
     pub fn new(public_url: impl Into<String>) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
         let digest = sha2::Sha256::digest(public_url.as_bytes());
@@ -56,12 +52,7 @@ impl ServerSettings {
         // so no sibling host can plant or overwrite it.
         let prefix = if public_url.starts_with("https://") { "__Host-" } else { "" };
         let flow_cookie_name = format!("{prefix}jit_flow_{}", hex_prefix(&digest, 4));
-        Self {
-            public_url,
-            id_token_ttl: time::Duration::minutes(5),
-            access_token_ttl: time::Duration::minutes(10),
-            flow_cookie_name,
-        }
+        Self { public_url, flow_cookie_name }
     }
 
     /// Whether cookies must be `Secure` (public URL is https).
@@ -82,8 +73,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// The sign-in state machine.
     pub engine: Arc<SignInEngine<Store>>,
-    /// Our signing keys.
-    pub keys: Arc<KeyRing>,
+    /// The OpenID provider: authorization requests, codes, tokens,
+    /// userinfo, our signing keys.
+    pub provider: Arc<Provider<Store>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Settings.
@@ -101,22 +93,22 @@ pub fn router(state: AppState) -> Router {
     // and the admin API are called cross-origin by design and authenticate
     // otherwise.
     let pages = Router::new()
-        .route("/signin", get(signin::show))
-        .route("/signin/password", post(signin::password))
-        .route("/signin/federated", post(signin::federated))
-        .route("/signin/totp", post(signin::totp))
-        .route("/signin/email-otp/send", post(signin::send_email_otp))
-        .route("/signin/email-otp", post(signin::email_otp))
+        .route(routes::SIGN_IN, get(signin::show))
+        .route(routes::SIGN_IN_PASSWORD, post(signin::password))
+        .route(routes::SIGN_IN_FEDERATED, post(signin::federated))
+        .route(routes::SIGN_IN_TOTP, post(signin::totp))
+        .route(routes::SIGN_IN_EMAIL_OTP_SEND, post(signin::send_email_otp))
+        .route(routes::SIGN_IN_EMAIL_OTP, post(signin::email_otp))
         .layer(CsrfLayer::new());
     Router::new()
-        .route("/.well-known/openid-configuration", get(oidc::discovery))
-        .route("/oauth2/jwks", get(oidc::jwks))
-        .route("/oauth2/authorize", get(oidc::authorize))
-        .route("/oauth2/token", post(oidc::token))
-        .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
-        .route("/federation/{connection}/callback", get(signin::callback))
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
+        .route(routes::DISCOVERY, get(oidc::discovery))
+        .route(routes::JWKS, get(oidc::jwks))
+        .route(routes::AUTHORIZE, get(oidc::authorize))
+        .route(routes::TOKEN, post(oidc::token))
+        .route(routes::USERINFO, get(oidc::userinfo).post(oidc::userinfo))
+        .route(routes::FEDERATION_CALLBACK, get(signin::callback))
+        .route(routes::HEALTH_LIVE, get(health::live))
+        .route(routes::HEALTH_READY, get(health::ready))
         .merge(pages)
         .merge(admin::router(&state))
         // Headers on every response (a handler may set its own first):

@@ -12,10 +12,10 @@ use jit_flow::Next;
 use jit_idp::CallbackParams;
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::error::PageError;
 use crate::oidc::{error_redirect, with_query};
 use crate::pages::{SignInPage, render};
+use crate::{AppState, routes};
 
 /// The sign-in cookie: HttpOnly, SameSite=Lax (it must come back on the
 /// IdP's top-level redirect), Secure behind https.
@@ -42,9 +42,9 @@ pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
         // just done identified the user, the sign-in has a new id.
         Next::Show(view) => match view.new_flow_id {
             Some(flow_id) => {
-                (CookieJar::new().add(flow_cookie(state, flow_id)), Redirect::to("/signin")).into_response()
+                (CookieJar::new().add(flow_cookie(state, flow_id)), Redirect::to(routes::SIGN_IN)).into_response()
             }
-            None => Redirect::to("/signin").into_response(),
+            None => Redirect::to(routes::SIGN_IN).into_response(),
         },
         Next::RedirectToIdp(url) => Redirect::to(&url).into_response(),
         Next::Complete(issued) => {

@@ -9,10 +9,11 @@ use jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
 use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, TotpStore, UserStore};
 use jit_domain::prelude::*;
 use jit_domain::service::identity_from_claims;
-use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
 use jit_flow::{FlowSettings, SignInEngine};
-use jit_server::{AppState, KeyRing, ServerSettings};
+use jit_primitives::clock::{Clock, SystemClock};
+use jit_provider::{KeyRing, Provider, ProviderSettings};
+use jit_server::{AppState, ServerSettings};
 use jit_store::Store;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Statement};
@@ -28,7 +29,7 @@ const TABLES: &[&str] = &[
     "user_totp",
     "connections",
     "applications",
-    "flow_states",
+    "expiring_records",
     "signing_keys",
     "audit_events",
 ];
@@ -75,7 +76,7 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             engine: Arc::new(engine),
-            keys: keys.clone(),
+            provider: Arc::new(Provider::new(store.clone(), keys.clone(), ProviderSettings::new(public_url.clone()))),
             clock,
             settings: Arc::new(ServerSettings::new(public_url.clone())),
             admin_token: Arc::new(TOKEN.to_owned()),
@@ -440,7 +441,7 @@ async fn applications_get_a_secret_once_and_a_warning_for_mfa_after_a_jit_disabl
 
     // Only the hash is stored, and the secret is never shown again.
     let stored = server.store.application(&client_id).await.unwrap().unwrap();
-    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(&secret)));
+    assert_eq!(stored.client_secret_hash, Some(jit_primitives::secret::stored_form(&secret)));
     let read = server.get(&format!("/applications/{client_id}")).await;
     assert_eq!(read.status, StatusCode::OK);
     assert!(read.body.get("client_secret").is_none() && !read.text.contains(&secret), "{}", read.text);
@@ -455,7 +456,7 @@ async fn applications_get_a_secret_once_and_a_warning_for_mfa_after_a_jit_disabl
     let new_secret = rotated.body["client_secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
     let stored = server.store.application(&client_id).await.unwrap().unwrap();
-    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(new_secret)));
+    assert_eq!(stored.client_secret_hash, Some(jit_primitives::secret::stored_form(new_secret)));
 
     // A connection in a flow cannot be deleted.
     server.delete("/connections/partner").await.assert_error(StatusCode::CONFLICT, "in_use");
@@ -469,7 +470,7 @@ async fn applications_get_a_secret_once_and_a_warning_for_mfa_after_a_jit_disabl
     assert!(answer.body.get("client_secret").is_none());
     assert_eq!(answer.body["warnings"], json!([]));
     let stored = server.store.application(&client_id).await.unwrap().unwrap();
-    assert_eq!(stored.client_secret_hash, Some(jit_flow::secret::stored_form(new_secret)));
+    assert_eq!(stored.client_secret_hash, Some(jit_primitives::secret::stored_form(new_secret)));
 
     let answer = server.delete(&format!("/applications/{client_id}")).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);

@@ -1,13 +1,12 @@
 //! Sealing the secrets of the tables, and the start-up check that this
 //! instance holds the key the database's secrets were sealed with.
 
-use jit_domain::ports::StoreError;
+use jit_domain::ports::{RecordKind, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use sha2::{Digest, Sha256};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use crate::Store;
-use crate::entity::{connections, flow_states, jit_meta, signing_keys, user_totp};
+use crate::entity::{connections, expiring_records, jit_meta, signing_keys, user_totp};
 use crate::error::{Error, classify};
 use crate::sealing::SealingError;
 
@@ -24,13 +23,8 @@ pub(crate) fn connection_place(name: &str) -> String {
 pub(crate) fn signing_key_place(kid: &str) -> String {
     format!("signing_key:{kid}")
 }
-pub(crate) fn flow_place(id: &str) -> String {
-    format!("flow_state:{id}")
-}
-
-/// SHA-256 of a sign-in's state in clear, hex.
-pub(crate) fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+pub(crate) fn record_place(kind: RecordKind, key: &str) -> String {
+    format!("{}:{key}", kind.as_str())
 }
 
 impl Store {
@@ -119,22 +113,30 @@ impl Store {
                 .map_err(classify)?;
             resealed += 1;
         }
-        for row in flow_states::Entity::find().all(&self.db).await.map_err(classify)? {
-            if self.sealing.is_current(&row.state) {
+        for row in expiring_records::Entity::find().all(&self.db).await.map_err(classify)? {
+            if self.sealing.is_current(&row.value) {
                 continue;
             }
-            let place = flow_place(&row.id);
-            match (&row.digest, self.open(&row.state, &place)) {
-                (Some(_), Ok(clear)) => {
-                    flow_states::Entity::update_many()
-                        .col_expr(flow_states::Column::State, Expr::value(self.seal(&clear, &place)?))
-                        .filter(flow_states::Column::Id.eq(row.id.as_str()))
+            let condition = Condition::all()
+                .add(expiring_records::Column::Kind.eq(row.kind.as_str()))
+                .add(expiring_records::Column::RecordKey.eq(row.record_key.as_str()));
+            let place = RecordKind::ALL
+                .into_iter()
+                .find(|kind| kind.as_str() == row.kind)
+                .map(|kind| record_place(kind, &row.record_key));
+            match place.map(|place| self.open(&row.value, &place).map(|clear| (place, clear))) {
+                Some(Ok((place, clear))) => {
+                    expiring_records::Entity::update_many()
+                        .col_expr(expiring_records::Column::Value, Expr::value(self.seal(&clear, &place)?))
+                        .filter(condition)
                         .exec(&self.db)
                         .await
                         .map_err(classify)?;
                 }
+                // A kind this version does not know, or a value that does
+                // not open: short-lived either way, so it goes.
                 _ => {
-                    flow_states::Entity::delete_by_id(row.id.as_str()).exec(&self.db).await.map_err(classify)?;
+                    expiring_records::Entity::delete_many().filter(condition).exec(&self.db).await.map_err(classify)?;
                 }
             }
             resealed += 1;

@@ -249,56 +249,68 @@ async fn connections_and_applications_round_trip() {
 }
 
 #[tokio::test]
-async fn flow_state_expires_and_is_taken_once() {
+async fn records_expire_are_taken_once_and_keep_their_kinds_apart() {
     let db = TestDb::new().await;
     let later = now() + time::Duration::minutes(10);
-    db.store.put_flow("f1", &json!({"step": 1}), later).await.unwrap();
-    db.store.put_flow("f1", &json!({"step": 2}), later).await.unwrap();
-    assert_eq!(db.store.flow("f1", now()).await.unwrap(), Some(json!({"step": 2})));
-    assert_eq!(db.store.flow("f1", later).await.unwrap(), None, "expired at its expiry time");
+    let sign_in = RecordKind::SignIn;
+    db.store.insert_record(sign_in, "f1", &json!({"step": 1}), later).await.unwrap();
+    let twice = db.store.insert_record(sign_in, "f1", &json!({"step": 2}), later).await;
+    assert!(matches!(twice, Err(StoreError::Conflict { .. })), "a key is inserted once: {twice:?}");
+    let read = db.store.record(sign_in, "f1", now()).await.unwrap();
+    assert_eq!(read, Some(Versioned { value: json!({"step": 1}), version: 1 }));
+    assert_eq!(db.store.record(sign_in, "f1", later).await.unwrap(), None, "expired at its expiry time");
+    // The same key under another kind is another record.
+    assert_eq!(db.store.record(RecordKind::AuthorizationGrant, "f1", now()).await.unwrap(), None);
+    assert_eq!(db.store.take_record(RecordKind::AccessToken, "f1", now()).await.unwrap(), None);
 
     let store = Arc::new(db.store.clone());
     let takes = (0..8).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.take_flow("f1", now()).await.unwrap() })
+        tokio::spawn(async move { store.take_record(RecordKind::SignIn, "f1", now()).await.unwrap() })
     });
     let taken: Vec<_> = futures::future::join_all(takes).await.into_iter().filter_map(Result::unwrap).collect();
-    assert_eq!(taken, vec![json!({"step": 2})], "exactly one taker gets the state");
+    assert_eq!(taken, vec![json!({"step": 1})], "exactly one taker gets the record");
 
-    db.store.put_flow("old", &json!({}), now()).await.unwrap();
-    assert_eq!(db.store.purge_expired_flows(now()).await.unwrap(), 1);
+    db.store.insert_record(RecordKind::PendingFederation, "old", &json!({}), now()).await.unwrap();
+    db.store.insert_record(RecordKind::AccessToken, "older", &json!({}), now()).await.unwrap();
+    db.store.insert_record(RecordKind::AccessToken, "live", &json!({}), later).await.unwrap();
+    assert_eq!(db.store.purge_expired_records(now()).await.unwrap(), 2, "every kind is purged");
+    assert!(db.store.record(RecordKind::AccessToken, "live", now()).await.unwrap().is_some());
     db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn flow_state_is_replaced_only_from_the_state_that_was_read() {
+async fn a_record_is_replaced_only_at_the_version_that_was_read() {
     let db = TestDb::new().await;
     let later = now() + time::Duration::minutes(10);
-    let read = json!({"attempts": 0, "name": "Zoë", "nested": {"b": [1, 2], "a": "x"}});
-    db.store.put_flow("f", &read, later).await.unwrap();
-    let read = db.store.flow("f", now()).await.unwrap().unwrap();
+    let kind = RecordKind::SignIn;
+    let first = json!({"attempts": 0, "name": "Zoë", "nested": {"b": [1, 2], "a": "x"}});
+    db.store.insert_record(kind, "f", &first, later).await.unwrap();
+    let read = db.store.record(kind, "f", now()).await.unwrap().unwrap();
 
-    // Twelve requests read the same state and each counts one attempt:
+    // Twelve requests read the same version and each counts one attempt:
     // exactly one replacement wins, the others must read again.
     let store = Arc::new(db.store.clone());
     let attempts = (0..12).map(|i| {
-        let (store, read) = (store.clone(), read.clone());
+        let store = store.clone();
         tokio::spawn(async move {
             let counted = json!({"attempts": 1, "by": i});
-            store.replace_flow("f", &read, &counted, later, now()).await.unwrap()
+            store.replace_record(RecordKind::SignIn, "f", read.version, &counted, later, now()).await.unwrap()
         })
     });
     let won = futures::future::join_all(attempts).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(won, 1);
-    let current = db.store.flow("f", now()).await.unwrap().unwrap();
-    assert_eq!(current["attempts"], 1);
+    let current = db.store.record(kind, "f", now()).await.unwrap().unwrap();
+    assert_eq!((current.value["attempts"].clone(), current.version), (json!(1), 2));
 
-    // From the current state it works again; never for an expired or
-    // missing state.
-    let next = json!({"attempts": 2});
-    assert!(db.store.replace_flow("f", &current, &next, later, now()).await.unwrap());
-    assert!(!db.store.replace_flow("f", &next, &json!({}), later, later).await.unwrap(), "expired");
-    assert!(!db.store.replace_flow("missing", &next, &json!({}), later, now()).await.unwrap());
+    // From the current version it works again; never for an expired or
+    // missing record, and a delete needs the current version too.
+    assert!(db.store.replace_record(kind, "f", 2, &json!({"attempts": 2}), later, now()).await.unwrap());
+    assert!(!db.store.replace_record(kind, "f", 3, &json!({}), later, later).await.unwrap(), "expired");
+    assert!(!db.store.replace_record(kind, "missing", 1, &json!({}), later, now()).await.unwrap());
+    assert!(!db.store.delete_record_if(kind, "f", 2, now()).await.unwrap(), "an old version deletes nothing");
+    assert!(db.store.delete_record_if(kind, "f", 3, now()).await.unwrap());
+    assert_eq!(db.store.record(kind, "f", now()).await.unwrap(), None);
     db.finish().await;
 }
 
@@ -451,7 +463,7 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
     };
     db.store.add_signing_key(&key).await.unwrap();
     let flow = json!({"pending_totp": "FLOWSECRETFLOWSECRET"});
-    db.store.put_flow("flow:x", &flow, now() + time::Duration::hours(1)).await.unwrap();
+    db.store.insert_record(RecordKind::SignIn, "x", &flow, now() + time::Duration::hours(1)).await.unwrap();
 
     let raw = |sql: &'static str, column: &'static str, binary: bool| {
         let database = db.store.database().clone();
@@ -471,7 +483,7 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
         (raw("SELECT secret FROM user_totp", "secret", false).await, "JBSWY3DP"),
         (raw("SELECT config FROM connections", "config", false).await, "s3cret"),
         (raw("SELECT private_key FROM signing_keys", "private_key", true).await, "PRIVATE-KEY"),
-        (raw("SELECT state FROM flow_states", "state", false).await, "FLOWSECRET"),
+        (raw("SELECT value FROM expiring_records", "value", false).await, "FLOWSECRET"),
     ];
     for (text, secret) in &stored {
         assert!(text.starts_with("v1.") && !text.contains(secret), "{secret} is stored in clear: {text}");
@@ -479,7 +491,7 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
     assert_eq!(db.store.totp(ann.id).await.unwrap().unwrap().secret, totp);
     assert_eq!(db.store.connection(&corp.name).await.unwrap().unwrap().oidc.client_secret.as_deref(), Some("s3cret"));
     assert_eq!(db.store.signing_keys().await.unwrap()[0].private_key_der, key.private_key_der);
-    assert_eq!(db.store.flow("flow:x", now()).await.unwrap(), Some(flow.clone()));
+    assert_eq!(db.store.record(RecordKind::SignIn, "x", now()).await.unwrap().map(|r| r.value), Some(flow.clone()));
 
     // Another key: refused at start, before anything is served.
     let stranger = Store::connect(&db.url, schema(), SealingKeys::generate().unwrap()).await.unwrap();
@@ -497,7 +509,7 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
     assert_eq!(rotated.totp(ann.id).await.unwrap().unwrap().secret, totp);
     assert_eq!(rotated.signing_keys().await.unwrap()[0].private_key_der, key.private_key_der);
     assert_eq!(rotated.connection(&corp.name).await.unwrap().unwrap().oidc.client_secret.as_deref(), Some("s3cret"));
-    assert_eq!(rotated.flow("flow:x", now()).await.unwrap(), Some(flow));
+    assert_eq!(rotated.record(RecordKind::SignIn, "x", now()).await.unwrap().map(|r| r.value), Some(flow));
     rotated.database().clone().close().await.unwrap();
     db.finish().await;
 }

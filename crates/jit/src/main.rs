@@ -9,12 +9,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jit_domain::schema::AttributeSchema;
-use jit_flow::clock::{Clock, SystemClock};
 use jit_flow::idps::{IdpRegistry, IdpSettings};
 use jit_flow::mfa::email_otp::{CodeKey, EmailOtpPolicy};
 use jit_flow::mfa::mailer::configured_mailer;
 use jit_flow::{FlowSettings, SignInEngine};
-use jit_server::{AppState, KeyRing, ServerSettings};
+use jit_primitives::clock::{Clock, SystemClock};
+use jit_provider::{KeyRing, Provider, ProviderSettings};
+use jit_server::{AppState, ServerSettings};
 use jit_store::Store;
 
 /// jit: an identity broker that signs users in through external identity
@@ -99,15 +100,15 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
     let admin_token = match &args.admin_token {
         Some(token) => token.clone(),
         None => {
-            let token = jit_flow::secret::random_token().context("generating the admin token")?;
+            let token = jit_primitives::secret::random_token().context("generating the admin token")?;
             println!("Admin API token (generated for this run; set JIT_ADMIN_TOKEN to choose one): {token}");
             token
         }
     };
     let state = AppState {
-        store,
+        store: store.clone(),
         engine: Arc::new(engine),
-        keys,
+        provider: Arc::new(Provider::new(store.clone(), keys, ProviderSettings::new(public_url.clone()))),
         clock,
         settings: Arc::new(ServerSettings::new(public_url.clone())),
         admin_token: Arc::new(admin_token),

@@ -13,7 +13,9 @@ use crate::error::FlowError;
 use crate::mfa::email_otp::{EmailOtpChallenge, EmailOtpError};
 use crate::mfa::mailer::{CodeMail, human_duration, mask_address};
 use crate::mfa::totp;
-use crate::state::{SignInState, SignedInSubject};
+use jit_provider::SignedInSubject;
+
+use crate::state::SignInState;
 
 /// The attribute Email OTP sends to.
 const EMAIL: &str = "email";

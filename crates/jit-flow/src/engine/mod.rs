@@ -15,41 +15,44 @@ use jit_domain::error::MappingError;
 use jit_domain::flow::{Step, StepOption};
 use jit_domain::mfa::LockoutPolicy;
 use jit_domain::ports::{
-    ApplicationStore, ConnectionStore, FlowStateStore, PasswordLockoutStore, ProvisioningStore, StoreError, TotpStore,
-    UserStore,
+    ApplicationStore, ConnectionStore, ExpiringRecordStore, PasswordLockoutStore, ProvisioningStore, RecordKind,
+    StoreError, TotpStore, UserStore,
 };
 use jit_domain::provisioning::Decision;
 use jit_domain::schema::AttributeSchema;
 use jit_domain::service::{ProvisioningOutcome, identity_from_claims, provision};
 use jit_idp::{CallbackParams, IdpError};
-use serde::{Serialize, de::DeserializeOwned};
 use time::{Duration, OffsetDateTime};
 
-use crate::clock::Clock;
 use crate::error::FlowError;
 use crate::idps::IdpRegistry;
 use crate::mfa::email_otp::EmailOtpPolicy;
 use crate::mfa::mailer::{LogMailer, Mailer};
-use crate::password::verify_password_off_thread;
-use crate::script::{ScriptLimits, ScriptRunner};
-use crate::secret::{random_token, secrets_match, stored_form};
-use crate::state::{
-    AuthorizationContext, AuthorizationGrant, CompletedStep, PendingFederation, SignInState, SignedInSubject,
-    StoredState,
-};
+use crate::state::{CompletedStep, PendingFederation, SignInState};
+use jit_primitives::clock::Clock;
+use jit_primitives::password::verify_password_off_thread;
+use jit_primitives::secret::{random_token, secrets_match, stored_form};
+use jit_provider::{AuthorizationGrant, SignedInSubject, ValidatedAuthorization, issue_code};
+use jit_script::{ScriptLimits, ScriptRunner};
 
 mod mfa;
 mod scripted;
 
 /// Everything the engine needs from storage.
 pub trait FlowStore:
-    ApplicationStore + ConnectionStore + FlowStateStore + ProvisioningStore + UserStore + TotpStore + PasswordLockoutStore
+    ApplicationStore
+    + ConnectionStore
+    + ExpiringRecordStore
+    + ProvisioningStore
+    + UserStore
+    + TotpStore
+    + PasswordLockoutStore
 {
 }
 impl<
     T: ApplicationStore
         + ConnectionStore
-        + FlowStateStore
+        + ExpiringRecordStore
         + ProvisioningStore
         + UserStore
         + TotpStore
@@ -205,10 +208,6 @@ pub struct SignInEngine<S: ?Sized> {
 /// Redirects to IdPs one sign-in may start.
 pub const MAX_FEDERATIONS: u32 = 10;
 
-const FLOW_PREFIX: &str = "flow:";
-const FEDERATION_PREFIX: &str = "fed:";
-const CODE_PREFIX: &str = "code:";
-
 impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// An engine over `store`.
     pub fn new(
@@ -231,14 +230,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// Starts a sign-in for a validated authorization request. With `fidp`,
     /// goes straight to that connection if step 1 offers it.
-    pub async fn start(
-        &self,
-        application: &Application,
-        authorization: AuthorizationContext,
-        fidp: Option<&str>,
-    ) -> Result<(String, Next), FlowError> {
+    pub async fn start(&self, request: ValidatedAuthorization) -> Result<(String, Next), FlowError> {
+        let ValidatedAuthorization { application, context, fidp } = request;
+        let application = &application;
         let state = SignInState {
-            authorization,
+            authorization: context,
             step: 0,
             epoch: 0,
             completed: Vec::new(),
@@ -248,7 +244,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             failures: 0,
             federations: 0,
             mfa: None,
-            loaded: None,
+            version: None,
             identified_now: false,
         };
         let flow_id = random_token()?;
@@ -258,7 +254,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let mut state = state;
         self.enter_step(application, &mut state, first).await?;
         self.save(&flow_id, &mut state).await?;
-        let next = match fidp {
+        let next = match fidp.as_deref() {
             Some(connection) => self.federate_unchecked(&flow_id, &mut state, application, connection).await?,
             None => Next::Show(self.view_of(application, &state, None, None).await?),
         };
@@ -367,8 +363,9 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             epoch: state.epoch,
             pending: start.pending,
         };
-        let key = format!("{FEDERATION_PREFIX}{}", stored_form(&pending.pending.state));
-        self.put(&key, &pending, self.expiry()).await?;
+        let value = serde_json::to_value(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let key = stored_form(&pending.pending.state);
+        self.store.insert_record(RecordKind::PendingFederation, &key, &value, self.expiry()).await?;
         Ok(Next::RedirectToIdp(start.url))
     }
 
@@ -382,8 +379,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         params: &CallbackParams,
     ) -> Result<Next, FlowError> {
         let state_param = params.state.as_deref().ok_or(FlowError::UnknownState)?;
-        let key = format!("{FEDERATION_PREFIX}{}", stored_form(state_param));
-        let pending: PendingFederation = self.take(&key).await?.ok_or(FlowError::UnknownState)?;
+        let key = stored_form(state_param);
+        let taken = self.store.take_record(RecordKind::PendingFederation, &key, self.clock.now()).await?;
+        let pending = taken.ok_or(FlowError::UnknownState)?;
+        let pending: PendingFederation =
+            serde_json::from_value(pending).map_err(|e| FlowError::Internal(e.to_string()))?;
         let flow_id = flow_id.filter(|id| secrets_match(&stored_form(id), &pending.flow_key));
         let Some(flow_id) = flow_id.filter(|_| pending.connection.as_str() == connection) else {
             return Err(FlowError::UnknownState);
@@ -455,13 +455,6 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         };
         self.complete_step(&mut state, StepOption::Connection(connection.name.clone()), subject)?;
         self.advance(flow_id, &application, state).await
-    }
-
-    /// Redeems an authorization code, once.
-    /// The code is stored under its client: another client presenting it
-    /// finds nothing and does not use it up for its owner.
-    pub async fn redeem_code(&self, client_id: &str, code: &str) -> Result<Option<AuthorizationGrant>, FlowError> {
-        self.take(&code_key(client_id, code)).await
     }
 
     fn complete_step(
@@ -636,14 +629,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         // only as it was loaded (compare-and-delete): of two requests
         // finishing it at once, or of a finish racing a counted attempt,
         // only one wins.
-        if let Some(StoredState(loaded)) = &state.loaded
-            && !self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?
+        if let Some(version) = state.version
+            && !self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, self.clock.now()).await?
         {
             return Err(FlowError::Concurrent);
         }
-        let code = random_token()?;
-        let expires = self.clock.now() + self.settings.code_ttl;
-        self.put(&code_key(&state.authorization.client_id, &code), &grant, expires).await?;
+        let code = issue_code(&*self.store, &grant, self.clock.now() + self.settings.code_ttl).await?;
         Ok(Next::Complete(IssuedCode {
             redirect_uri: state.authorization.redirect_uri,
             code,
@@ -691,10 +682,10 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     async fn load(&self, flow_id: &str) -> Result<SignInState, FlowError> {
-        let value = self.store.flow(&flow_key(flow_id), self.clock.now()).await?;
-        let value = value.ok_or(FlowError::Expired)?;
-        let mut state: SignInState = serde_json::from_value(value.clone()).map_err(|_| FlowError::Expired)?;
-        state.loaded = Some(StoredState(value));
+        let record = self.store.record(RecordKind::SignIn, &flow_key(flow_id), self.clock.now()).await?;
+        let record = record.ok_or(FlowError::Expired)?;
+        let mut state: SignInState = serde_json::from_value(record.value).map_err(|_| FlowError::Expired)?;
+        state.version = Some(record.version);
         Ok(state)
     }
 
@@ -707,16 +698,21 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// changed it since it was loaded ([`FlowError::Concurrent`] otherwise).
     async fn save(&self, flow_id: &str, state: &mut SignInState) -> Result<(), FlowError> {
         let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
-        match &state.loaded {
-            None => self.store.put_flow(&flow_key(flow_id), &value, self.expiry()).await?,
-            Some(StoredState(loaded)) => {
-                let key = flow_key(flow_id);
-                if !self.store.replace_flow(&key, loaded, &value, self.expiry(), self.clock.now()).await? {
+        let key = flow_key(flow_id);
+        let version = match state.version {
+            None => {
+                self.store.insert_record(RecordKind::SignIn, &key, &value, self.expiry()).await?;
+                1
+            }
+            Some(version) => {
+                let now = self.clock.now();
+                if !self.store.replace_record(RecordKind::SignIn, &key, version, &value, self.expiry(), now).await? {
                     return Err(FlowError::Concurrent);
                 }
+                version + 1
             }
-        }
-        state.loaded = Some(StoredState(value));
+        };
+        state.version = Some(version);
         Ok(())
     }
 
@@ -726,14 +722,15 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     async fn move_to_new_id(&self, flow_id: &str, state: &mut SignInState) -> Result<String, FlowError> {
         let new_id = random_token()?;
         let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
-        self.store.put_flow(&flow_key(&new_id), &value, self.expiry()).await?;
-        if let Some(StoredState(loaded)) = &state.loaded
-            && !self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?
+        let now = self.clock.now();
+        self.store.insert_record(RecordKind::SignIn, &flow_key(&new_id), &value, self.expiry()).await?;
+        if let Some(version) = state.version
+            && !self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, now).await?
         {
-            self.store.take_flow(&flow_key(&new_id), self.clock.now()).await?;
+            self.store.take_record(RecordKind::SignIn, &flow_key(&new_id), now).await?;
             return Err(FlowError::Concurrent);
         }
-        state.loaded = Some(StoredState(value));
+        state.version = Some(1);
         state.identified_now = false;
         Ok(new_id)
     }
@@ -742,8 +739,8 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// still as loaded; if another request changed it meanwhile, that
     /// request's outcome stands.
     async fn end(&self, flow_id: &str, state: &SignInState) -> Result<(), FlowError> {
-        if let Some(StoredState(loaded)) = &state.loaded {
-            self.store.delete_flow_if(&flow_key(flow_id), loaded, self.clock.now()).await?;
+        if let Some(version) = state.version {
+            self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, self.clock.now()).await?;
         }
         Ok(())
     }
@@ -751,29 +748,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     fn expiry(&self) -> OffsetDateTime {
         self.clock.now() + self.settings.sign_in_ttl
     }
-
-    async fn put<T: Serialize>(&self, key: &str, value: &T, expires: OffsetDateTime) -> Result<(), FlowError> {
-        let value = serde_json::to_value(value).map_err(|e| FlowError::Internal(e.to_string()))?;
-        Ok(self.store.put_flow(key, &value, expires).await?)
-    }
-
-    async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, FlowError> {
-        match self.store.take_flow(key, self.clock.now()).await? {
-            Some(value) => Ok(Some(serde_json::from_value(value).map_err(|e| FlowError::Internal(e.to_string()))?)),
-            None => Ok(None),
-        }
-    }
 }
 
 /// Sign-ins are stored under the hash of their id: the id is the browser's
 /// bearer secret and never lands in the database.
 fn flow_key(flow_id: &str) -> String {
-    format!("{FLOW_PREFIX}{}", stored_form(flow_id))
-}
-
-/// Codes are stored under the hash of their client and the code.
-fn code_key(client_id: &str, code: &str) -> String {
-    format!("{CODE_PREFIX}{}", stored_form(&format!("{client_id}\n{code}")))
+    stored_form(flow_id)
 }
 
 fn current_step<'a>(application: &'a Application, state: &SignInState) -> Result<&'a Step, FlowError> {

@@ -9,8 +9,10 @@ use jit_domain::user::UserId;
 
 use super::{FlowStore, SignInEngine};
 use crate::error::FlowError;
-use crate::script::{CompletedStepRecord, ScriptDecision, ScriptInput, StepOutcome};
-use crate::state::{SignInState, SignedInSubject};
+use jit_provider::SignedInSubject;
+use jit_script::{CompletedStepRecord, ScriptDecision, ScriptInput, StepOutcome};
+
+use crate::state::SignInState;
 
 /// The local attribute scripts see as a federated user's
 /// `subject.username`.

@@ -22,7 +22,7 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::secret::{random_token, secrets_match};
+use jit_primitives::secret::{random_token, secrets_match};
 
 /// Digits of a code.
 pub const DIGITS: usize = 6;

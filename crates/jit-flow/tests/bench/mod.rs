@@ -19,18 +19,19 @@ use jit_domain::connection::{Connection, ConnectionName, JitPolicy, OidcSettings
 use jit_domain::flow::{SignInFlow, Step, StepOption};
 use jit_domain::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use jit_domain::ports::{
-    ApplicationStore, AuditLog, ConnectionStore, FederatedLink, FlowStateStore, NewLocalUser, PasswordLockoutStore,
-    ProvisioningFacts, ProvisioningStore, StoreError, TotpStore, UserStore,
+    ApplicationStore, AuditLog, ConnectionStore, ExpiringRecordStore, FederatedLink, NewLocalUser,
+    PasswordLockoutStore, ProvisioningFacts, ProvisioningStore, RecordKind, StoreError, TotpStore, UserStore,
+    Versioned,
 };
 use jit_domain::provisioning::{Decision, LookupKey};
 use jit_domain::schema::AttributeSchema;
 use jit_domain::user::{FederatedIdentity, LocalUser, UserId, Username};
-use jit_flow::clock::FixedClock;
 use jit_flow::idps::{IdpRegistry, IdpSettings, callback_url};
 use jit_flow::mfa::mailer::{CodeMail, MailError, Mailer};
-use jit_flow::state::AuthorizationContext;
 use jit_flow::{FlowSettings, Next, SignInEngine};
 use jit_idp::CallbackParams;
+use jit_primitives::clock::FixedClock;
+use jit_provider::{AuthorizationContext, ValidatedAuthorization};
 use jit_store::Store;
 use jit_testkit::{TestIdp, TestIdpConfig};
 use serde_json::Value;
@@ -95,7 +96,7 @@ impl Bench {
             .await
             .unwrap();
         let clock = Arc::new(FixedClock::new(OffsetDateTime::now_utc()));
-        let now = jit_flow::clock::Clock::now(&*clock);
+        let now = jit_primitives::clock::Clock::now(&*clock);
         let connection = Connection {
             name,
             display_name: "Corp".into(),
@@ -130,7 +131,7 @@ impl Bench {
     }
 
     pub fn now(&self) -> OffsetDateTime {
-        jit_flow::clock::Clock::now(&*self.clock)
+        jit_primitives::clock::Clock::now(&*self.clock)
     }
 
     /// Starts a sign-in: its id and the first page.
@@ -144,7 +145,8 @@ impl Bench {
             code_challenge: Some("challenge".into()),
             request_params: Default::default(),
         };
-        self.engine.start(&self.app, authorization, None).await.unwrap()
+        let request = ValidatedAuthorization { application: self.app.clone(), context: authorization, fidp: None };
+        self.engine.start(request).await.unwrap()
     }
 
     /// A local user with [`PASSWORD`] and these attributes.
@@ -153,7 +155,7 @@ impl Bench {
         let user = NewLocalUser {
             username: Username::new(username).unwrap(),
             attributes,
-            password_hash: Some(jit_flow::password::hash_password(PASSWORD).unwrap()),
+            password_hash: Some(jit_primitives::password::hash_password(PASSWORD).unwrap()),
             email_verified: true,
         };
         self.store.create_user(user, self.now()).await.unwrap().id
@@ -232,16 +234,27 @@ pub struct GatedStore {
 }
 
 #[async_trait]
-impl FlowStateStore for GatedStore {
-    async fn put_flow(&self, id: &str, state: &Value, expires_at: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.put_flow(id, state, expires_at).await
+impl ExpiringRecordStore for GatedStore {
+    async fn insert_record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: &Value,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_record(kind, key, value, expires_at).await
     }
-    async fn flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
-        let loaded = self.inner.flow(id, now).await;
+    async fn record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Versioned<Value>>, StoreError> {
+        let loaded = self.inner.record(kind, key, now).await;
         let barrier = {
             let mut gate = self.gate.lock().unwrap();
             match gate.as_mut() {
-                Some((barrier, left)) if id.starts_with("flow:") => {
+                Some((barrier, left)) if kind == RecordKind::SignIn => {
                     let barrier = barrier.clone();
                     *left -= 1;
                     if *left == 0 {
@@ -257,24 +270,31 @@ impl FlowStateStore for GatedStore {
         }
         loaded
     }
-    async fn replace_flow(
+    async fn replace_record(
         &self,
-        id: &str,
-        expected: &Value,
-        state: &Value,
+        kind: RecordKind,
+        key: &str,
+        version: i64,
+        value: &Value,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.inner.replace_flow(id, expected, state, expires_at, now).await
+        self.inner.replace_record(kind, key, version, value, expires_at, now).await
     }
-    async fn take_flow(&self, id: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
-        self.inner.take_flow(id, now).await
+    async fn take_record(&self, kind: RecordKind, key: &str, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
+        self.inner.take_record(kind, key, now).await
     }
-    async fn delete_flow_if(&self, id: &str, expected: &Value, now: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.delete_flow_if(id, expected, now).await
+    async fn delete_record_if(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        version: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_record_if(kind, key, version, now).await
     }
-    async fn purge_expired_flows(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.purge_expired_flows(now).await
+    async fn purge_expired_records(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_expired_records(now).await
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use jit_flow::secret::{secrets_match, stored_form};
+use jit_primitives::secret::{secrets_match, stored_form};
 use time::{Duration, OffsetDateTime};
 
 use super::error::ApiError;

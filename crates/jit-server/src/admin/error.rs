@@ -14,7 +14,7 @@ use jit_domain::ports::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::keys::KeyError;
+use jit_provider::keys::KeyError;
 
 /// The JSON body of every admin API error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,9 +121,9 @@ impl From<KeyError> for ApiError {
     }
 }
 
-impl From<jit_flow::FlowError> for ApiError {
-    fn from(error: jit_flow::FlowError) -> Self {
-        // Only randomness and hashing failures reach the admin API.
+impl From<jit_primitives::PrimitiveError> for ApiError {
+    fn from(error: jit_primitives::PrimitiveError) -> Self {
+        // Randomness and password hashing: the environment failed.
         Self::internal(error)
     }
 }

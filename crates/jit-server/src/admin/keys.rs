@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::AppState;
-use crate::keys::SigningAlgorithm;
+use jit_provider::keys::SigningAlgorithm;
 
 /// Largest rotation request body read.
 const MAX_BODY: usize = 16 * 1024;
@@ -66,7 +66,7 @@ pub struct RotatedKey {
 )]
 async fn rotate(State(state): State<AppState>, request: Request) -> Result<impl IntoResponse, ApiError> {
     let algorithm = requested_algorithm(request, &state).await?;
-    let kid = state.keys.rotate(state.clock.now(), algorithm).await?;
+    let kid = state.provider.keys().rotate(state.clock.now(), algorithm).await?;
     tracing::info!(event = "admin_signing_key_rotated", kid = %kid, algorithm = %algorithm, "signing key rotated");
     Ok(Json(RotatedKey { kid, algorithm }))
 }

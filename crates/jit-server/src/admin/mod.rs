@@ -33,8 +33,7 @@ use crate::AppState;
 
 pub use auth::FailureLimiter;
 
-/// Where the admin API lives.
-pub const API_PREFIX: &str = "/api/v1";
+pub use crate::routes::API as API_PREFIX;
 
 /// The name of the bearer security scheme in the document (also spelled out
 /// in `ApiDoc`'s `security`).

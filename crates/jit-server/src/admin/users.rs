@@ -16,7 +16,7 @@ use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
 use jit_domain::schema::{USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
-use jit_flow::password::hash_password_off_thread;
+use jit_primitives::password::hash_password_off_thread;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

@@ -3,8 +3,8 @@
 pub mod applications;
 pub mod audit_events;
 pub mod connections;
+pub mod expiring_records;
 pub mod federated_identities;
-pub mod flow_states;
 pub mod jit_meta;
 pub mod signing_keys;
 pub mod user_attributes;

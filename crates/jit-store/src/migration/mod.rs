@@ -10,6 +10,7 @@ mod m0004_email_verified;
 mod m0005_sealed_secrets;
 mod m0006_email_otp_sends;
 mod m0007_drop_unused_columns;
+mod m0008_expiring_records;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_sealed_secrets::Migration),
             Box::new(m0006_email_otp_sends::Migration),
             Box::new(m0007_drop_unused_columns::Migration),
+            Box::new(m0008_expiring_records::Migration),
         ]
     }
 

@@ -6,14 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::FlowError;
+use crate::PrimitiveError;
 
 /// A fresh random token: 32 bytes from the system's CSPRNG, base64url.
-pub fn random_token() -> Result<String, FlowError> {
+pub fn random_token() -> Result<String, PrimitiveError> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| FlowError::Internal("the system random generator failed".into()))?;
+    SystemRandom::new().fill(&mut bytes).map_err(|_| PrimitiveError::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 

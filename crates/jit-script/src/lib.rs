@@ -1,3 +1,5 @@
+//! # jit-script
+//!
 //! Conditional authentication scripts: JavaScript that decides which steps
 //! of an application's sign-in flow run, with the surface users of the
 //! seeds' product know:

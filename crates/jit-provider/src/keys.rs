@@ -38,7 +38,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::RwLock;
-use utoipa::ToSchema;
 
 /// How long the keys used for signing are trusted before rereading the
 /// store (so a rotation on one instance reaches the others).
@@ -56,7 +55,8 @@ pub enum KeyError {
 }
 
 /// The algorithms jit signs tokens with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SigningAlgorithm {
     /// ECDSA with P-256 and SHA-256: small, fast keys and signatures (the
     /// default).

@@ -37,6 +37,17 @@ const SCOPED_CLAIMS: &[(&str, &[&str])] = &[
 /// are ignored (not granted, not echoed back).
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone"];
 
+/// Claims of the protocol itself, in every ID token (`sub` also at
+/// userinfo).
+const PROTOCOL_CLAIMS: &[&str] = &["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr"];
+
+/// Every claim we may assert, for discovery's `claims_supported`: those of
+/// the protocol, those of the standard scopes, and `groups` and `roles`.
+pub fn claims_supported() -> Vec<&'static str> {
+    let scoped = SCOPED_CLAIMS.iter().flat_map(|(_, claims)| claims.iter().copied());
+    PROTOCOL_CLAIMS.iter().copied().chain(scoped).chain(["groups", "roles"]).collect()
+}
+
 /// The requested scopes we grant, in request order, each once.
 pub fn granted_scopes(requested: &str) -> String {
     let mut granted: Vec<&str> = Vec::new();

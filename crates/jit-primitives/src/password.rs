@@ -13,13 +13,13 @@ use tokio::sync::Semaphore;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 
-use crate::error::FlowError;
+use crate::PrimitiveError;
 
 /// Hashes a password into PHC string form.
-pub fn hash_password(password: &str) -> Result<String, FlowError> {
+pub fn hash_password(password: &str) -> Result<String, PrimitiveError> {
     let hash: PasswordHash = Argon2::default()
         .hash_password(password.as_bytes())
-        .map_err(|e| FlowError::Internal(format!("cannot hash password: {e}")))?;
+        .map_err(|e| PrimitiveError::PasswordHash(e.to_string()))?;
     Ok(hash.to_string())
 }
 
@@ -45,18 +45,18 @@ static ARGON2_SLOTS: LazyLock<Semaphore> =
     LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get)));
 
 /// Runs `work` on the blocking pool once an Argon2 slot is free.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, FlowError> {
-    let _slot = ARGON2_SLOTS.acquire().await.map_err(|e| FlowError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(work).await.map_err(|e| FlowError::Internal(format!("password hashing failed: {e}")))
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, PrimitiveError> {
+    let _slot = ARGON2_SLOTS.acquire().await.map_err(|e| PrimitiveError::Blocking(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| PrimitiveError::Blocking(e.to_string()))
 }
 
 /// [`hash_password`], off the async workers.
-pub async fn hash_password_off_thread(password: String) -> Result<String, FlowError> {
+pub async fn hash_password_off_thread(password: String) -> Result<String, PrimitiveError> {
     off_thread(move || hash_password(&password)).await?
 }
 
 /// [`verify_password`], off the async workers.
-pub async fn verify_password_off_thread(password: String, hash: Option<String>) -> Result<bool, FlowError> {
+pub async fn verify_password_off_thread(password: String, hash: Option<String>) -> Result<bool, PrimitiveError> {
     off_thread(move || verify_password(&password, hash.as_deref())).await
 }
 
