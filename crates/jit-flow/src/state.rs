@@ -69,9 +69,10 @@ pub struct SignInState {
     /// federation until it expires); past a limit, no more.
     #[serde(default)]
     pub federations: u32,
-    /// Second factors in progress at the current step.
+    /// What the current step has under way, replaced whole when a step is
+    /// entered or left.
     #[serde(default)]
-    pub mfa: Option<PendingMfa>,
+    pub step_state: StepState,
     /// The stored version this state was loaded at: saving replaces that
     /// version or fails, so parallel requests of one sign-in cannot each
     /// count the same attempt. `None` for a sign-in not stored yet.
@@ -96,52 +97,90 @@ impl SignInState {
     }
 
     /// Leaves the current step (completed or abandoned): the epoch moves
-    /// on and the step's pending second factors are dropped.
+    /// on and whatever the step had under way is dropped.
     pub fn leave(&mut self) {
         self.epoch += 1;
-        self.mfa = None;
-    }
-
-    /// The second factors pending at the current step, created if needed.
-    pub fn mfa_here(&mut self) -> &mut PendingMfa {
-        let epoch = self.epoch;
-        if self.mfa.as_ref().is_none_or(|pending| pending.epoch != epoch) {
-            self.mfa = None;
-        }
-        self.mfa.get_or_insert(PendingMfa { epoch, totp_enrolment: None, email_otp: None, email_otp_sent_to: None })
-    }
-
-    /// The second factors pending at the current step, if any.
-    pub fn pending_mfa(&self) -> Option<&PendingMfa> {
-        self.mfa.as_ref().filter(|pending| pending.epoch == self.epoch)
-    }
-
-    /// The second factors pending at the current step, if any, to change.
-    pub fn pending_mfa_mut(&mut self) -> Option<&mut PendingMfa> {
-        let epoch = self.epoch;
-        self.mfa.as_mut().filter(|pending| pending.epoch == epoch)
+        self.step_state = StepState::Choosing;
     }
 }
 
-/// Second factors started but not finished, for the step they belong to.
-/// A step may offer TOTP and Email OTP at once: both can be pending.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingMfa {
-    /// The epoch of the step they were started at.
-    pub epoch: u64,
+/// What the current step has under way. It belongs to one step: entering
+/// or leaving a step replaces it whole ([`SignInState::enter`],
+/// [`SignInState::leave`]), so nothing started at one step can act at
+/// another. A redirect to an IdP is its own record ([`PendingFederation`]),
+/// bound to the step and epoch that started it, because it outlives the
+/// request that stores the sign-in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum StepState {
+    /// Nothing under way: the page offers the step's options.
+    #[default]
+    Choosing,
+    /// Second factors under way. A step may offer TOTP and Email OTP at
+    /// once: both can be.
+    SecondFactors(SecondFactors),
+}
+
+/// Second factors started but not finished at the current step.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactors {
     /// A TOTP secret shown to a user who is not enrolled yet; saved on the
     /// account when the user confirms it with a first code. Redacted in
     /// `Debug`.
     #[serde(default)]
     pub totp_enrolment: Option<TotpSecret>,
-    /// An email code that was sent: its hash, expiry and counters.
+    /// The email code that was sent.
     #[serde(default)]
-    pub email_otp: Option<EmailOtpChallenge>,
-    /// The address the current email code went to: the one a right code
-    /// proves the user reads (and so verifies), whatever the account's
-    /// email became meanwhile.
-    #[serde(default)]
-    pub email_otp_sent_to: Option<String>,
+    pub email_code: Option<EmailCode>,
+}
+
+/// An email code that was sent at this step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailCode {
+    /// Its hash, expiry and counters.
+    pub challenge: EmailOtpChallenge,
+    /// The address it went to: the one a right code proves the user reads
+    /// (and so verifies), whatever the account's email became meanwhile.
+    pub sent_to: String,
+}
+
+impl StepState {
+    /// The second factors under way, if any.
+    pub fn second_factors(&self) -> Option<&SecondFactors> {
+        match self {
+            StepState::SecondFactors(factors) => Some(factors),
+            StepState::Choosing => None,
+        }
+    }
+
+    /// Changes the second factors under way, starting them if none were.
+    pub fn with_second_factors<R>(&mut self, change: impl FnOnce(&mut SecondFactors) -> R) -> R {
+        let mut factors = match std::mem::take(self) {
+            StepState::SecondFactors(factors) => factors,
+            StepState::Choosing => SecondFactors::default(),
+        };
+        let result = change(&mut factors);
+        *self = StepState::SecondFactors(factors);
+        result
+    }
+
+    /// The TOTP secret waiting for its first code, if any.
+    pub fn totp_enrolment(&self) -> Option<&TotpSecret> {
+        self.second_factors().and_then(|factors| factors.totp_enrolment.as_ref())
+    }
+
+    /// The email code sent at this step, if any.
+    pub fn email_code(&self) -> Option<&EmailCode> {
+        self.second_factors().and_then(|factors| factors.email_code.as_ref())
+    }
+
+    /// The email code sent at this step, if any, to change.
+    pub fn email_code_mut(&mut self) -> Option<&mut EmailCode> {
+        match self {
+            StepState::SecondFactors(factors) => factors.email_code.as_mut(),
+            StepState::Choosing => None,
+        }
+    }
 }
 
 /// A redirect to an external IdP waiting for its callback. Stored apart,
@@ -190,11 +229,11 @@ mod tests {
             auth_time: None,
             failures: 0,
             federations: 0,
-            mfa: None,
+            step_state: StepState::Choosing,
             version: Some(1),
             identified_now: false,
         };
-        state.mfa_here().totp_enrolment = Some(secret);
+        state.step_state.with_second_factors(|factors| factors.totp_enrolment = Some(secret));
         let stored = serde_json::to_string(&state).unwrap();
         assert!(stored.contains("JBSWY3DP"), "the secret is stored with the sign-in: {stored}");
         let shown = format!("{state:?}");

@@ -15,7 +15,7 @@ use crate::mfa::mailer::{CodeMail, human_duration, mask_address};
 use crate::mfa::totp;
 use jit_provider::SignedInSubject;
 
-use crate::state::SignInState;
+use crate::state::{EmailCode, SignInState};
 
 /// The attribute Email OTP sends to.
 const EMAIL: &str = "email";
@@ -28,14 +28,14 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::Totp)?;
         let now = self.clock.now();
-        if let Some(secret) = state.pending_mfa().and_then(|p| p.totp_enrolment.clone()) {
+        if let Some(secret) = state.step_state.totp_enrolment().cloned() {
             self.count_attempt(flow_id, &mut state).await?;
             let Some(used_step) = totp::verify(&secret, code, now) else {
                 let message = "That code is not right. Check that the app shows this account and that the device's clock is right, then enter the current code.";
                 return self.fail_step(flow_id, &application, state, StepOption::Totp, message).await;
             };
             state.failures = state.failures.saturating_sub(1);
-            state.mfa_here().totp_enrolment = None;
+            state.step_state.with_second_factors(|factors| factors.totp_enrolment = None);
             match self.store.enrol_totp(user, &secret, used_step, now).await {
                 Ok(()) => {}
                 Err(StoreError::Taken(_)) => {
@@ -91,14 +91,18 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let address = self.email_address(user).await?.ok_or(FlowError::NoEmailAddress)?;
         let now = self.clock.now();
         let policy = &self.settings.email_otp;
-        let pending = state.mfa_here();
-        let issued = match &mut pending.email_otp {
-            Some(challenge) => challenge.resend(now, policy),
+        // Kept only if the code goes out: every refusal below returns
+        // without saving.
+        let issued = state.step_state.with_second_factors(|factors| match &mut factors.email_code {
+            Some(sent) => {
+                sent.sent_to = address.clone();
+                sent.challenge.resend(now, policy)
+            }
             None => EmailOtpChallenge::issue(now, policy).map(|(challenge, code)| {
-                pending.email_otp = Some(challenge);
+                factors.email_code = Some(EmailCode { challenge, sent_to: address.clone() });
                 code
             }),
-        };
+        });
         let code = match issued {
             Ok(code) => code,
             Err(refused) => {
@@ -118,7 +122,6 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             );
             return Ok(Next::Show(self.view_of(&application, &state, Some(message), None).await?));
         }
-        state.mfa_here().email_otp_sent_to = Some(address.clone());
         // Saved before it is sent: a code that was mailed is always one the
         // sign-in knows (and a concurrent send loses here, unsent).
         self.save(flow_id, &mut state).await?;
@@ -143,7 +146,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::EmailOtp)?;
         let now = self.clock.now();
-        let Some(challenge) = state.pending_mfa_mut().and_then(|p| p.email_otp.as_mut()) else {
+        let Some(sent) = state.step_state.email_code_mut() else {
             let view = self.view_of(&application, &state, Some("Ask for a code first.".into()), None).await?;
             return Ok(Next::Show(view));
         };
@@ -151,14 +154,14 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         // is compared: parallel guesses against one loaded state lose the
         // swap unchecked, and the right code completes the step only from
         // the state its own try was counted in.
-        let counted = challenge.count_attempt(now);
+        let counted = sent.challenge.count_attempt(now);
         if let Err(refused) = counted {
             let view = self.view_of(&application, &state, Some(email_otp_message(&refused, now)), None).await?;
             return Ok(Next::Show(view));
         }
         self.count_attempt(flow_id, &mut state).await?;
-        let checked = match state.pending_mfa_mut().and_then(|p| p.email_otp.as_mut()) {
-            Some(challenge) => challenge.check(code, &self.settings.email_otp.code_key),
+        let checked = match state.step_state.email_code_mut() {
+            Some(sent) => sent.challenge.check(code, &self.settings.email_otp.code_key),
             None => Err(EmailOtpError::AlreadyUsed),
         };
         match checked {
@@ -166,7 +169,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 // The user read the code at their address: it is verified
                 // (unless it changed since, or another account holds it).
                 // The address the code went to, if it is still the account's.
-                let sent_to = state.pending_mfa().and_then(|p| p.email_otp_sent_to.clone());
+                let sent_to = state.step_state.email_code().map(|sent| sent.sent_to.clone());
                 if let Some(address) = sent_to
                     && self.store.verify_email(user, &address).await?
                 {
@@ -188,11 +191,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// Creates the secret a user without TOTP enrols with in this step
     /// (kept in the sign-in until the user confirms it).
     pub(super) async fn prepare_totp(&self, state: &mut SignInState, user: UserId) -> Result<(), FlowError> {
-        let enrolling = state.pending_mfa().is_some_and(|p| p.totp_enrolment.is_some());
+        let enrolling = state.step_state.totp_enrolment().is_some();
         if enrolling || self.store.totp(user).await?.is_some() {
             return Ok(());
         }
-        state.mfa_here().totp_enrolment = Some(totp::generate_secret()?);
+        let secret = totp::generate_secret()?;
+        state.step_state.with_second_factors(|factors| factors.totp_enrolment = Some(secret));
         Ok(())
     }
 
@@ -204,7 +208,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     ) -> Result<(Option<TotpView>, Option<EmailOtpView>), FlowError> {
         let Some(SignedInSubject::Local { user }) = &state.subject else { return Ok((None, None)) };
         let totp_view = if step.options.contains(&StepOption::Totp) {
-            Some(match state.pending_mfa().and_then(|p| p.totp_enrolment.as_ref()) {
+            Some(match state.step_state.totp_enrolment() {
                 Some(secret) => {
                     let account = self.local_user(*user).await?.username.as_str().to_owned();
                     enrol_view(secret, &self.settings.totp_issuer, &account)?
@@ -217,7 +221,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         let email_view = if step.options.contains(&StepOption::EmailOtp) {
             self.email_address(*user).await?.map(|address| EmailOtpView {
                 masked_address: mask_address(&address),
-                sent: state.pending_mfa().is_some_and(|p| p.email_otp.is_some()),
+                sent: state.step_state.email_code().is_some(),
             })
         } else {
             None

@@ -28,7 +28,7 @@ use crate::error::FlowError;
 use crate::idps::IdpRegistry;
 use crate::mfa::email_otp::EmailOtpPolicy;
 use crate::mfa::mailer::{LogMailer, Mailer};
-use crate::state::{CompletedStep, PendingFederation, SignInState};
+use crate::state::{CompletedStep, PendingFederation, SignInState, StepState};
 use jit_primitives::clock::Clock;
 use jit_primitives::password::verify_password_off_thread;
 use jit_primitives::secret::{random_token, secrets_match, stored_form};
@@ -243,7 +243,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             auth_time: None,
             failures: 0,
             federations: 0,
-            mfa: None,
+            step_state: StepState::Choosing,
             version: None,
             identified_now: false,
         };
