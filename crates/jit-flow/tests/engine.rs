@@ -15,9 +15,9 @@ use jit_flow::mfa::totp;
 use jit_flow::{FlowError, Next, TotpView};
 use time::Duration;
 
-/// The TOTP secret an enrolment page shows.
-fn enrolment_secret(next: &Next) -> TotpSecret {
-    let Next::Show(view) = next else { panic!("expected a page, got {next:?}") };
+/// The TOTP secret the enrolment page of sign-in `flow` shows.
+async fn enrolment_secret(bench: &Bench, flow: &str) -> TotpSecret {
+    let view = bench.engine.view(flow).await.unwrap();
     let Some(TotpView::Enrol { otpauth_uri, .. }) = &view.totp else { panic!("expected a TOTP enrolment: {view:?}") };
     let uri = url::Url::parse(otpauth_uri).unwrap();
     let secret = uri.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()).unwrap();
@@ -33,7 +33,8 @@ async fn enrol_through_corp(bench: &Bench) -> TotpSecret {
     let callback = bench.at_idp(&redirect).await;
     let enrol = bench.engine.callback(Some(&flow), "corp", &callback).await;
     let flow = id_after(&flow, &enrol);
-    let secret = enrolment_secret(&enrol.unwrap());
+    assert_eq!(describe(&enrol), "step 2");
+    let secret = enrolment_secret(bench, &flow).await;
     let code = totp::code_at(&secret, bench.now()).unwrap();
     let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;
     assert_eq!(describe(&done), "complete");

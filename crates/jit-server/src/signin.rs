@@ -40,12 +40,14 @@ pub(crate) fn next_response(state: &AppState, next: Next) -> Response {
         // A sign-in that has just started or advanced: show its page at a
         // stable URL, so reloading does not resubmit anything. When the step
         // just done identified the user, the sign-in has a new id.
-        Next::Show(view) => match view.new_flow_id {
+        Next::Continue { new_flow_id, .. } => match new_flow_id {
             Some(flow_id) => {
                 (CookieJar::new().add(flow_cookie(state, flow_id)), Redirect::to(routes::SIGN_IN)).into_response()
             }
             None => Redirect::to(routes::SIGN_IN).into_response(),
         },
+        // A page with something to say: the answer itself.
+        Next::Show(view) => render(StatusCode::OK, &SignInPage::from(view)),
         Next::RedirectToIdp(url) => Redirect::to(&url).into_response(),
         Next::Complete(issued) => {
             let mut pairs = vec![("code", issued.code.as_str())];

@@ -109,7 +109,17 @@ const WRONG_PASSWORD: &str = "Wrong username or password.";
 /// What the HTTP layer does next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Show the current step.
+    /// The sign-in moved on to step `step` (1-based): show its current
+    /// step (`GET /signin`), under `new_flow_id` when the step just done
+    /// identified the user (the browser's cookie must change).
+    Continue {
+        /// The step now current (1-based).
+        step: usize,
+        /// The sign-in's new id, when this request moved it to one.
+        new_flow_id: Option<String>,
+    },
+    /// Show the current step with something to tell the user (a refused
+    /// attempt, a code that was sent): rendered as the answer itself.
     Show(StepView),
     /// Send the browser to an external IdP.
     RedirectToIdp(String),
@@ -150,9 +160,6 @@ pub struct StepView {
     pub error: Option<String>,
     /// Something to tell the user (e.g. that a code was sent).
     pub notice: Option<String>,
-    /// The sign-in's new id, when this request moved it to one (the step
-    /// just done identified the user): the browser's cookie must change.
-    pub new_flow_id: Option<String>,
     /// TOTP, when the step offers it to this user.
     pub totp: Option<TotpView>,
     /// Email OTP, when the step offers it to this user.
@@ -256,7 +263,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         self.save(&flow_id, &mut state).await?;
         let next = match fidp.as_deref() {
             Some(connection) => self.federate_unchecked(&flow_id, &mut state, application, connection).await?,
-            None => Next::Show(self.view_of(application, &state, None, None).await?),
+            None => Next::Continue { step: state.step + 1, new_flow_id: None },
         };
         Ok((flow_id, next))
     }
@@ -521,7 +528,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 Some(next) => {
                     self.enter_step(application, &mut state, next).await?;
                     self.save(flow_id, &mut state).await?;
-                    return Ok(Next::Show(self.view_of(application, &state, None, None).await?));
+                    return Ok(Next::Continue { step: state.step + 1, new_flow_id: None });
                 }
                 None => {
                     self.end(flow_id, &state).await?;
@@ -555,8 +562,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     self.save(flow_id, &mut state).await?;
                     None
                 };
-                let view = self.view_of(application, &state, None, None).await?;
-                Ok(Next::Show(StepView { new_flow_id, ..view }))
+                Ok(Next::Continue { step: state.step + 1, new_flow_id })
             }
             None => self.finish(flow_id, state).await,
         }
@@ -667,7 +673,6 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             csrf: state.csrf.clone(),
             error,
             notice,
-            new_flow_id: None,
             totp,
             email_otp,
         })

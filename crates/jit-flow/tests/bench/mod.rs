@@ -166,7 +166,7 @@ impl Bench {
     pub async fn signed_in(&self, username: &str) -> String {
         let (flow, _) = self.start().await;
         let answer = self.engine.password(&flow, &self.csrf(&flow).await, username, PASSWORD).await;
-        assert!(matches!(answer, Ok(Next::Show(_)) | Ok(Next::Complete(_))), "{}", describe(&answer));
+        assert!(matches!(answer, Ok(Next::Continue { .. }) | Ok(Next::Complete(_))), "{}", describe(&answer));
         id_after(&flow, &answer)
     }
 
@@ -206,7 +206,7 @@ impl Bench {
 /// sign-in (the step just done identified the user).
 pub fn id_after(flow: &str, answer: &Result<Next, jit_flow::FlowError>) -> String {
     match answer {
-        Ok(Next::Show(view)) => view.new_flow_id.clone().unwrap_or_else(|| flow.to_owned()),
+        Ok(Next::Continue { new_flow_id: Some(id), .. }) => id.clone(),
         _ => flow.to_owned(),
     }
 }
@@ -219,6 +219,7 @@ pub fn describe(result: &Result<Next, jit_flow::FlowError>) -> String {
             (None, Some(notice)) => format!("step {} notice: {notice}", view.step),
             (None, None) => format!("step {}", view.step),
         },
+        Ok(Next::Continue { step, .. }) => format!("step {step}"),
         Ok(Next::RedirectToIdp(_)) => "redirect to IdP".into(),
         Ok(Next::Complete(_)) => "complete".into(),
         Ok(Next::Declined(_)) => "declined".into(),
