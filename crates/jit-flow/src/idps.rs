@@ -1,12 +1,14 @@
-//! One OpenID Connect client per connection, built from its settings and
-//! kept (with its discovery and JWKS caches) until the settings change.
+//! Which IdP client serves a connection ([`IdpDirectory`]), and the one
+//! jit runs with ([`IdpRegistry`]): one OpenID Connect client per
+//! connection, built from its settings and kept (with its discovery and
+//! JWKS caches) until the settings change.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jit_domain::connection::{Connection, ConnectionName, OidcSettings, TokenAuthMethod};
-use jit_idp::{ClientAuthMethod, OidcRelyingParty, RelyingPartyConfig};
+use jit_idp::{ClientAuthMethod, IdpClient, OidcRelyingParty, RelyingPartyConfig};
 
 use crate::error::FlowError;
 
@@ -32,14 +34,28 @@ pub struct IdpRegistry {
     clients: Mutex<HashMap<ConnectionName, (OidcSettings, OidcRelyingParty)>>,
 }
 
+/// Gives the engine the client of a connection. [`IdpRegistry`] is the
+/// real one; tests of the engine's rules plug in a scripted IdP.
+pub trait IdpDirectory: Send + Sync {
+    /// The client for `connection`, whose callback is under `public_url`.
+    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, FlowError>;
+}
+
+impl IdpDirectory for IdpRegistry {
+    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, FlowError> {
+        Ok(Arc::new(self.oidc_client(connection, public_url)?))
+    }
+}
+
 impl IdpRegistry {
     /// An empty registry.
     pub fn new(settings: IdpSettings) -> Self {
         Self { settings, clients: Mutex::default() }
     }
 
-    /// The client for `connection`, whose callback is under `public_url`.
-    pub fn client(&self, connection: &Connection, public_url: &str) -> Result<OidcRelyingParty, FlowError> {
+    /// The OpenID Connect client for `connection`, whose callback is under
+    /// `public_url`.
+    pub fn oidc_client(&self, connection: &Connection, public_url: &str) -> Result<OidcRelyingParty, FlowError> {
         let mut clients = self.clients.lock().map_err(|_| FlowError::Internal("IdP registry poisoned".into()))?;
         if let Some((settings, client)) = clients.get(&connection.name)
             && *settings == connection.oidc

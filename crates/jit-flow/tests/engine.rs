@@ -66,7 +66,7 @@ async fn a_second_pending_federation_cannot_complete_the_next_step() {
     let replayed = bench.engine.callback(Some(&flow), "corp", &second).await;
     assert!(matches!(replayed, Err(FlowError::StaleStep { .. })), "{}", describe(&replayed));
     assert_eq!(bench.engine.view(&flow).await.unwrap().step, 3, "the sign-in is still at TOTP");
-    assert_eq!(bench.idp.counters().token, 1, "the stale answer's code was never exchanged");
+    assert_eq!(bench.idp().counters().token, 1, "the stale answer's code was never exchanged");
 
     let code = totp::code_at(&secret, bench.now()).unwrap();
     let done = bench.engine.totp(&flow, &bench.csrf(&flow).await, &code).await;

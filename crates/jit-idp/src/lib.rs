@@ -95,11 +95,13 @@
 //! # }
 //! ```
 
+mod client;
 mod config;
 mod error;
 mod http;
 mod oidc;
 
+pub use client::IdpClient;
 pub use config::{ClientAuthMethod, RelyingPartyConfig};
 pub use error::{IdTokenError, IdpError};
 pub use oidc::{AuthorizationStart, CallbackParams, OidcRelyingParty, PendingAuthorization, VerifiedLogin};

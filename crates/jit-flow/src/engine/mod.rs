@@ -25,7 +25,7 @@ use jit_idp::{CallbackParams, IdpError};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::FlowError;
-use crate::idps::IdpRegistry;
+use crate::idps::IdpDirectory;
 use crate::mfa::email_otp::EmailOtpPolicy;
 use crate::mfa::mailer::{LogMailer, Mailer};
 use crate::state::{CompletedStep, PendingFederation, SignInState, StepState};
@@ -205,7 +205,7 @@ pub struct IssuedCode {
 pub struct SignInEngine<S: ?Sized> {
     store: Arc<S>,
     schema: AttributeSchema,
-    idps: IdpRegistry,
+    idps: Arc<dyn IdpDirectory>,
     clock: Arc<dyn Clock>,
     settings: FlowSettings,
     mailer: Arc<dyn Mailer>,
@@ -220,12 +220,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     pub fn new(
         store: Arc<S>,
         schema: AttributeSchema,
-        idps: IdpRegistry,
+        idps: impl IdpDirectory + 'static,
         clock: Arc<dyn Clock>,
         settings: FlowSettings,
     ) -> Self {
         let scripts = ScriptRunner::new(settings.script_limits);
-        Self { store, schema, idps, clock, settings, mailer: Arc::new(LogMailer), scripts }
+        Self { store, schema, idps: Arc::new(idps), clock, settings, mailer: Arc::new(LogMailer), scripts }
     }
 
     /// Sends Email OTP codes with `mailer` (the default writes them to the
@@ -361,8 +361,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         self.save(flow_id, state).await?;
         let connection = self.connection(&name).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
-        let start =
-            client.begin(&[]).await.map_err(|source| FlowError::Idp { connection: name.to_string(), source })?;
+        let start = client.begin().await.map_err(|source| FlowError::Idp { connection: name.to_string(), source })?;
         let pending = PendingFederation {
             flow_key: stored_form(flow_id),
             connection: name,

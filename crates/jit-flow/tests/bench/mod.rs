@@ -38,6 +38,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::Barrier;
 
+pub mod scripted_idp;
+use scripted_idp::{ScriptedDirectory, ScriptedIdp};
+
 pub const PUBLIC_URL: &str = "http://jit.test";
 pub const CONNECTION: &str = "corp";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -47,6 +50,11 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Outbox(Mutex<Vec<(String, String)>>);
 
 impl Outbox {
+    /// Every mail so far: (to, code).
+    pub fn sent(&self) -> Vec<(String, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
     pub fn last_code(&self) -> String {
         self.0.lock().unwrap().last().map(|(_, code)| code.clone()).expect("a code was sent")
     }
@@ -64,7 +72,10 @@ pub struct Bench {
     pub engine: Arc<SignInEngine<GatedStore>>,
     pub store: Arc<GatedStore>,
     pub clock: Arc<FixedClock>,
-    pub idp: TestIdp,
+    /// The IdP on loopback (`Bench::new`, `Bench::with_settings`).
+    loopback: Option<TestIdp>,
+    /// The IdP in process (`Bench::scripted`).
+    pub scripted: Arc<ScriptedIdp>,
     pub outbox: Arc<Outbox>,
     pub app: Application,
     http: reqwest::Client,
@@ -84,6 +95,16 @@ impl Bench {
     }
 
     pub async fn with_settings(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings) -> Self {
+        Self::build(steps, script, settings, false).await
+    }
+
+    /// As [`Bench::with_settings`], with `corp` served by a [`ScriptedIdp`]
+    /// in process instead of the test IdP on loopback.
+    pub async fn scripted(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings) -> Self {
+        Self::build(steps, script, settings, true).await
+    }
+
+    async fn build(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings, scripted: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
         let schema = AttributeSchema::standard();
@@ -92,19 +113,33 @@ impl Bench {
         inner.prepare_secrets().await.unwrap();
         let store = Arc::new(GatedStore { inner, gate: Mutex::new(None) });
         let name = ConnectionName::new(CONNECTION).unwrap();
-        let idp = TestIdp::start(TestIdpConfig { redirect_uri: callback_url(PUBLIC_URL, &name), ..Default::default() })
-            .await
-            .unwrap();
-        let clock = Arc::new(FixedClock::new(OffsetDateTime::now_utc()));
+        let loopback = match scripted {
+            true => None,
+            false => Some(
+                TestIdp::start(TestIdpConfig { redirect_uri: callback_url(PUBLIC_URL, &name), ..Default::default() })
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let (issuer, client_id, client_secret) = match &loopback {
+            Some(idp) => (idp.issuer(), idp.config().client_id.clone(), idp.config().client_secret.clone()),
+            None => (scripted_idp::ISSUER.to_owned(), "jit".to_owned(), "secret".to_owned()),
+        };
+        // The loopback IdP stamps its tokens with the real time; the
+        // scripted one has no clock, so its scenarios start at a fixed
+        // instant (the start of a TOTP time step) and print the same
+        // times on every run.
+        let start = if scripted { time::macros::datetime!(2026-06-01 09:00:00 UTC) } else { OffsetDateTime::now_utc() };
+        let clock = Arc::new(FixedClock::new(start));
         let now = jit_primitives::clock::Clock::now(&*clock);
         let connection = Connection {
             name,
             display_name: "Corp".into(),
             protocol: Default::default(),
             oidc: OidcSettings {
-                issuer: idp.issuer(),
-                client_id: idp.config().client_id.clone(),
-                client_secret: Some(idp.config().client_secret.clone()),
+                issuer,
+                client_id,
+                client_secret: Some(client_secret),
                 scopes: vec!["email".into(), "profile".into()],
                 ..Default::default()
             },
@@ -123,11 +158,25 @@ impl Bench {
         store.create_application(&app, now).await.unwrap();
         let outbox = Arc::new(Outbox::default());
         let settings = FlowSettings { public_url: PUBLIC_URL.into(), ..settings };
-        let engine =
-            SignInEngine::new(store.clone(), schema, IdpRegistry::new(IdpSettings::default()), clock.clone(), settings)
-                .with_mailer(outbox.clone());
+        let scripted_idp = Arc::new(ScriptedIdp::default());
+        let engine = match scripted {
+            true => {
+                let directory = ScriptedDirectory(scripted_idp.clone());
+                SignInEngine::new(store.clone(), schema, directory, clock.clone(), settings)
+            }
+            false => {
+                let registry = IdpRegistry::new(IdpSettings::default());
+                SignInEngine::new(store.clone(), schema, registry, clock.clone(), settings)
+            }
+        }
+        .with_mailer(outbox.clone());
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { engine: Arc::new(engine), store, clock, idp, outbox, app, http, _dir: dir }
+        Self { engine: Arc::new(engine), store, clock, loopback, scripted: scripted_idp, outbox, app, http, _dir: dir }
+    }
+
+    /// The test IdP on loopback.
+    pub fn idp(&self) -> &TestIdp {
+        self.loopback.as_ref().expect("a bench with the IdP on loopback")
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -173,6 +222,9 @@ impl Bench {
     /// Follows a redirect to the test IdP: the callback it sends back.
     pub async fn at_idp(&self, next: &Next) -> CallbackParams {
         let Next::RedirectToIdp(url) = next else { panic!("expected a redirect to the IdP, got {next:?}") };
+        if self.loopback.is_none() {
+            return ScriptedIdp::answer(url, None);
+        }
         let response = self.http.get(url).send().await.unwrap();
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         let location = url::Url::parse(&location).unwrap();
