@@ -111,7 +111,7 @@ impl Default for SignInFlow {
 /// A flow that cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum FlowError {
+pub enum SignInFlowError {
     /// No steps.
     #[error("a sign-in flow needs at least one step")]
     NoSteps,
@@ -192,12 +192,12 @@ impl SignInFlow {
     pub fn validate(
         &self,
         connection: impl Fn(&ConnectionName) -> Option<ConnectionFacts>,
-    ) -> Result<Vec<FlowWarning>, FlowError> {
+    ) -> Result<Vec<FlowWarning>, SignInFlowError> {
         if self.steps.is_empty() {
-            return Err(FlowError::NoSteps);
+            return Err(SignInFlowError::NoSteps);
         }
         if self.steps.len() > MAX_STEPS {
-            return Err(FlowError::TooManySteps);
+            return Err(SignInFlowError::TooManySteps);
         }
         let mut warnings = Vec::new();
         let mut jit_disabled: Vec<(usize, ConnectionName)> = Vec::new();
@@ -205,15 +205,15 @@ impl SignInFlow {
         for (index, step) in self.steps.iter().enumerate() {
             let number = index + 1;
             if step.options.is_empty() {
-                return Err(FlowError::EmptyStep(number));
+                return Err(SignInFlowError::EmptyStep(number));
             }
             let mut seen = BTreeSet::new();
             for option in &step.options {
                 if !seen.insert(option) {
-                    return Err(FlowError::DuplicateOption { step: number, option: option.clone() });
+                    return Err(SignInFlowError::DuplicateOption { step: number, option: option.clone() });
                 }
                 if option.needs_local_account() && !identified {
-                    return Err(FlowError::MfaBeforeIdentification { step: number, option: option.clone() });
+                    return Err(SignInFlowError::MfaBeforeIdentification { step: number, option: option.clone() });
                 }
             }
             for option in step.options.iter().filter(|o| o.needs_local_account()) {
@@ -229,7 +229,7 @@ impl SignInFlow {
             for option in &step.options {
                 if let StepOption::Connection(name) = option {
                     let facts = connection(name)
-                        .ok_or_else(|| FlowError::UnknownConnection { step: number, connection: name.clone() })?;
+                        .ok_or_else(|| SignInFlowError::UnknownConnection { step: number, connection: name.clone() })?;
                     if !facts.jit_enabled {
                         jit_disabled.push((number, name.clone()));
                     }

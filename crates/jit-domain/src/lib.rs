@@ -61,7 +61,7 @@ pub mod prelude {
         TokenAuthMethod,
     };
     pub use crate::error::{ConfigError, MappingError};
-    pub use crate::flow::{ConnectionFacts, FlowError, FlowWarning, SignInFlow, Step, StepOption};
+    pub use crate::flow::{ConnectionFacts, FlowWarning, SignInFlow, SignInFlowError, Step, StepOption};
     pub use crate::provisioning::{
         Decision, LookupKey, Lookups, MatchedRule, ProvisioningInput, Refusal, decide, plan_lookups,
     };

@@ -33,12 +33,23 @@ pub enum StoreError {
     /// The record does not exist (any more).
     #[error("{0} not found")]
     NotFound(String),
+    /// The record is still referred to (a connection an application's
+    /// sign-in flow uses): the message says by whom.
+    #[error("{0}")]
+    InUse(String),
     /// Stored or given data breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ConfigError),
-    /// The database failed or cannot be reached.
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// The database failed or cannot be reached, or stored data cannot be
+    /// read.
+    #[error("storage failure: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The error underneath (the database driver's, the decoder's, ...).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// What kind of collision a [`StoreError::Conflict`] is.
@@ -47,8 +58,9 @@ pub enum StoreError {
 pub enum ConflictKind {
     /// A unique index fired: another write holds the value.
     Unique,
-    /// A row referred to is gone (a foreign key fired).
-    MissingReference,
+    /// A foreign key fired: a row referred to is gone, or a row still
+    /// referred to was to be deleted.
+    ForeignKey,
     /// The database rolled the transaction back (deadlock, serialization
     /// failure, busy): the same write may simply be tried again.
     Transient,
@@ -57,6 +69,16 @@ pub enum ConflictKind {
 }
 
 impl StoreError {
+    /// A backend failure described by `message`.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::Backend { message: message.into(), source: None }
+    }
+
+    /// A backend failure caused by `source`, described by `message`.
+    pub fn backend_from(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend { message: message.into(), source: Some(Box::new(source)) }
+    }
+
     /// A conflict of `kind`.
     pub fn conflict(kind: ConflictKind, message: impl Into<String>) -> Self {
         Self::Conflict { kind, message: message.into() }
@@ -178,7 +200,10 @@ pub trait ConnectionStore: Send + Sync {
     async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError>;
     /// All connections, by name.
     async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
-    /// Deletes a connection and its associations; false if absent.
+    /// Deletes a connection and its associations; false if absent;
+    /// [`StoreError::InUse`] while an application's sign-in flow uses it
+    /// (refused by the database, so an application saved at the same
+    /// moment cannot start using a deleted connection).
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError>;
 }
 

@@ -7,7 +7,7 @@ use jit_domain::provisioning::Refusal;
 /// Errors of the sign-in state machine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FlowError {
+pub enum SignInError {
     /// No sign-in under that id, or it expired.
     #[error("this sign-in has expired or does not exist; start again from the application")]
     Expired,
@@ -118,7 +118,7 @@ pub enum FlowError {
     Internal(String),
 }
 
-impl From<jit_provider::grant::IssueError> for FlowError {
+impl From<jit_provider::grant::IssueError> for SignInError {
     fn from(error: jit_provider::grant::IssueError) -> Self {
         match error {
             jit_provider::grant::IssueError::Random(error) => Self::Primitive(error),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jit_domain::connection::{Connection, ConnectionName, OidcSettings, TokenAuthMethod};
 use jit_idp::{ClientAuthMethod, IdpClient, OidcRelyingParty, RelyingPartyConfig};
 
-use crate::error::FlowError;
+use crate::error::SignInError;
 
 /// Timeouts and cache lifetimes for outbound calls to IdPs.
 #[derive(Clone, Copy, Debug)]
@@ -38,11 +38,11 @@ pub struct IdpRegistry {
 /// real one; tests of the engine's rules plug in a scripted IdP.
 pub trait IdpDirectory: Send + Sync {
     /// The client for `connection`, whose callback is under `public_url`.
-    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, FlowError>;
+    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, SignInError>;
 }
 
 impl IdpDirectory for IdpRegistry {
-    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, FlowError> {
+    fn client(&self, connection: &Connection, public_url: &str) -> Result<Arc<dyn IdpClient>, SignInError> {
         Ok(Arc::new(self.oidc_client(connection, public_url)?))
     }
 }
@@ -55,8 +55,8 @@ impl IdpRegistry {
 
     /// The OpenID Connect client for `connection`, whose callback is under
     /// `public_url`.
-    pub fn oidc_client(&self, connection: &Connection, public_url: &str) -> Result<OidcRelyingParty, FlowError> {
-        let mut clients = self.clients.lock().map_err(|_| FlowError::Internal("IdP registry poisoned".into()))?;
+    pub fn oidc_client(&self, connection: &Connection, public_url: &str) -> Result<OidcRelyingParty, SignInError> {
+        let mut clients = self.clients.lock().map_err(|_| SignInError::Internal("IdP registry poisoned".into()))?;
         if let Some((settings, client)) = clients.get(&connection.name)
             && *settings == connection.oidc
         {
@@ -82,7 +82,7 @@ impl IdpRegistry {
             metadata_ttl: self.settings.metadata_ttl,
         };
         let client = OidcRelyingParty::new(config)
-            .map_err(|source| FlowError::Idp { connection: connection.name.to_string(), source })?;
+            .map_err(|source| SignInError::Idp { connection: connection.name.to_string(), source })?;
         clients.insert(connection.name.clone(), (connection.oidc.clone(), client.clone()));
         Ok(client)
     }

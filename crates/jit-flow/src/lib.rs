@@ -10,12 +10,12 @@
 
 pub mod engine;
 pub mod error;
+pub mod factors;
 pub mod idps;
 pub mod janitor;
-pub mod mfa;
 pub mod state;
 
 pub use engine::{
-    DeclinedSignIn, EmailOtpView, FlowSettings, FlowStore, IssuedCode, Next, SignInEngine, StepView, TotpView,
+    DeclinedSignIn, EmailOtpView, EngineStore, FlowSettings, IssuedCode, Next, SignInEngine, StepView, TotpView,
 };
-pub use error::FlowError;
+pub use error::SignInError;

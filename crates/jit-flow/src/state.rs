@@ -11,7 +11,7 @@ use jit_provider::{AuthorizationContext, SignedInSubject};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::mfa::email_otp::EmailOtpChallenge;
+use crate::factors::email_otp::EmailOtpChallenge;
 
 /// A step that was tried: what the script API calls `context.steps[n]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

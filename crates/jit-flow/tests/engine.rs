@@ -11,8 +11,8 @@ use bench::{Bench, PASSWORD, describe, id_after, step};
 use futures::future::join_all;
 use jit_domain::mfa::TotpSecret;
 use jit_domain::ports::TotpStore;
-use jit_flow::mfa::totp;
-use jit_flow::{FlowError, Next, TotpView};
+use jit_flow::factors::totp;
+use jit_flow::{Next, SignInError, TotpView};
 use time::Duration;
 
 /// The TOTP secret the enrolment page of sign-in `flow` shows.
@@ -50,7 +50,7 @@ async fn enrol_through_corp(bench: &Bench) -> TotpSecret {
 async fn a_second_pending_federation_cannot_complete_the_next_step() {
     let bench = Bench::new(vec![step(&["LOCAL"]), step(&["corp"]), step(&["TOTP"])], None).await;
     let alice = bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;
-    let secret = jit_flow::mfa::totp::generate_secret().unwrap();
+    let secret = jit_flow::factors::totp::generate_secret().unwrap();
     bench.store.inner.enrol_totp(alice, &secret, 0, bench.now()).await.unwrap();
 
     let flow = bench.signed_in("alice").await;
@@ -64,7 +64,7 @@ async fn a_second_pending_federation_cannot_complete_the_next_step() {
     let flow = id_after(&flow, &at_totp);
 
     let replayed = bench.engine.callback(Some(&flow), "corp", &second).await;
-    assert!(matches!(replayed, Err(FlowError::StaleStep { .. })), "{}", describe(&replayed));
+    assert!(matches!(replayed, Err(SignInError::StaleStep { .. })), "{}", describe(&replayed));
     assert_eq!(bench.engine.view(&flow).await.unwrap().step, 3, "the sign-in is still at TOTP");
     assert_eq!(bench.idp().counters().token, 1, "the stale answer's code was never exchanged");
 
@@ -91,14 +91,14 @@ async fn identifying_the_user_moves_the_sign_in_to_a_new_id() {
     assert_eq!(describe(&at_totp), "step 2");
     let new_flow = id_after(&flow, &at_totp);
     assert_ne!(new_flow, flow, "a new id once the user is known");
-    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the old id is worth nothing");
+    assert!(matches!(bench.engine.view(&flow).await, Err(SignInError::Expired)), "the old id is worth nothing");
 
     // With the old cookie the sign-in is gone; with the new one the answer
     // belongs to no sign-in of this browser.
     let old_cookie = bench.engine.callback(Some(&flow), "corp", &second).await;
-    assert!(matches!(old_cookie, Err(FlowError::Expired)), "{}", describe(&old_cookie));
+    assert!(matches!(old_cookie, Err(SignInError::Expired)), "{}", describe(&old_cookie));
     let new_cookie = bench.engine.callback(Some(&new_flow), "corp", &second).await;
-    assert!(matches!(new_cookie, Err(FlowError::UnknownState)), "{}", describe(&new_cookie));
+    assert!(matches!(new_cookie, Err(SignInError::UnknownState)), "{}", describe(&new_cookie));
     assert_eq!(bench.engine.view(&new_flow).await.unwrap().step, 2, "the sign-in is still at TOTP");
     let code = totp::code_at(&secret, bench.now()).unwrap();
     let done = bench.engine.totp(&new_flow, &bench.csrf(&new_flow).await, &code).await;
@@ -117,7 +117,7 @@ async fn a_form_of_a_step_already_done_is_refused() {
     assert_eq!(describe(&at_two), "step 2");
     let flow = id_after(&flow, &at_two);
     let replayed = bench.engine.password(&flow, &step_one, "alice", PASSWORD).await;
-    assert!(matches!(replayed, Err(FlowError::Csrf)), "{}", describe(&replayed));
+    assert!(matches!(replayed, Err(SignInError::Csrf)), "{}", describe(&replayed));
     assert_eq!(bench.engine.view(&flow).await.unwrap().step, 2);
 }
 
@@ -201,8 +201,8 @@ async fn a_sign_in_ends_after_too_many_attempts() {
         assert_eq!(describe(&wrong), "step 1 error: Wrong username or password.");
     }
     let over = bench.engine.password(&flow, &csrf, "alice", PASSWORD).await;
-    assert!(matches!(over, Err(FlowError::TooManyAttempts)), "{}", describe(&over));
-    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the sign-in is gone");
+    assert!(matches!(over, Err(SignInError::TooManyAttempts)), "{}", describe(&over));
+    assert!(matches!(bench.engine.view(&flow).await, Err(SignInError::Expired)), "the sign-in is gone");
 }
 
 /// Email codes expire on the clock: no sleeping.
@@ -246,8 +246,8 @@ async fn a_failed_step_without_a_decision_ends_the_sign_in() {
     let wrong = if matches!(wrong, Ok(Next::Complete(_))) { panic!("fail open") } else { wrong };
     // (000000 could be the right code once in a million runs: then step 2
     // is simply done. Otherwise the sign-in ends.)
-    assert!(matches!(wrong, Err(FlowError::StepFailed { step: 2 })), "{}", describe(&wrong));
-    assert!(matches!(bench.engine.view(&flow).await, Err(FlowError::Expired)), "the sign-in is over");
+    assert!(matches!(wrong, Err(SignInError::StepFailed { step: 2 })), "{}", describe(&wrong));
+    assert!(matches!(bench.engine.view(&flow).await, Err(SignInError::Expired)), "the sign-in is over");
 }
 
 /// A failed step without `onFail` is tried again (the seeds' script).
@@ -278,7 +278,7 @@ async fn an_async_handler_is_a_script_error() {
     let (flow, _) = bench.start().await;
     let after = bench.engine.password(&flow, &bench.csrf(&flow).await, "alice", PASSWORD).await;
     assert!(
-        matches!(&after, Err(FlowError::Script(jit_script::ScriptError::Asynchronous(h))) if h == "onSuccess"),
+        matches!(&after, Err(SignInError::Script(jit_script::ScriptError::Asynchronous(h))) if h == "onSuccess"),
         "{}",
         describe(&after)
     );
@@ -330,7 +330,7 @@ async fn the_janitor_purges_expired_sign_ins() {
     let purged = jit_flow::janitor::purge(&*bench.store, &*bench.clock).await.unwrap();
     assert_eq!(purged, 40, "20 sign-ins and their 20 pending federations");
     assert_eq!(bench.engine.view(&live).await.unwrap().step, 1, "a live sign-in is kept");
-    assert!(matches!(bench.engine.view(&flows[0]).await, Err(FlowError::Expired)));
+    assert!(matches!(bench.engine.view(&flows[0]).await, Err(SignInError::Expired)));
 }
 
 /// Finding 2: a completed Email OTP verifies the address the code went to.
@@ -364,5 +364,5 @@ async fn a_sign_in_starts_a_bounded_number_of_federations() {
         bench.engine.federate(&flow, &csrf, "corp").await.unwrap();
     }
     let more = bench.engine.federate(&flow, &csrf, "corp").await;
-    assert!(matches!(more, Err(FlowError::TooManyAttempts)), "{}", describe(&more));
+    assert!(matches!(more, Err(SignInError::TooManyAttempts)), "{}", describe(&more));
 }

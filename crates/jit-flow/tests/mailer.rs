@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use jit_flow::mfa::mailer::{CodeMail, MailError, Mailer, SmtpMailer, SmtpOptions};
+use jit_flow::factors::mailer::{CodeMail, MailError, Mailer, SmtpMailer, SmtpOptions};
 use serde_json::Value;
 
 /// How long the listener may take to start or to show a message.

@@ -19,8 +19,8 @@ use expect_test::{Expect, expect};
 use jit_domain::connection::ConnectionName;
 use jit_domain::mfa::TotpSecret;
 use jit_domain::ports::{ConnectionStore, TotpStore};
-use jit_flow::mfa::totp;
-use jit_flow::{FlowError, FlowSettings, Next, TotpView};
+use jit_flow::factors::totp;
+use jit_flow::{FlowSettings, Next, SignInError, TotpView};
 use time::Duration;
 
 /// What happens next in a scenario.
@@ -260,7 +260,7 @@ impl Run<'_> {
 }
 
 /// [`describe`], with errors named by their kind and message.
-fn describe_with_error_kind(answer: &Result<Next, FlowError>) -> String {
+fn describe_with_error_kind(answer: &Result<Next, SignInError>) -> String {
     match answer {
         Err(error) => format!("refused: {error}"),
         ok => describe(ok),

@@ -111,7 +111,7 @@ pub async fn issue_code<S: ExpiringRecordStore + ?Sized>(
 ) -> Result<String, IssueError> {
     let code = random_token()?;
     let stored = serde_json::to_value(StoredGrant::Pending { grant: Box::new(grant.clone()) })
-        .map_err(|e| IssueError::Store(StoreError::Backend(e.to_string())))?;
+        .map_err(|e| IssueError::Store(StoreError::backend_from(format!("grant: {e}"), e)))?;
     let key = grant_key(&grant.authorization.client_id, &code);
     store.insert_record(RecordKind::AuthorizationGrant, &key, &stored, expires_at).await?;
     Ok(code)
@@ -135,6 +135,6 @@ pub(crate) async fn load<S: ExpiringRecordStore + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<Option<Versioned<StoredGrant>>, StoreError> {
     let Some(record) = store.record(RecordKind::AuthorizationGrant, key, now).await? else { return Ok(None) };
-    let value = serde_json::from_value(record.value).map_err(|e| StoreError::Backend(format!("grant: {e}")))?;
+    let value = serde_json::from_value(record.value).map_err(|e| StoreError::backend_from(format!("grant: {e}"), e))?;
     Ok(Some(Versioned { value, version: record.version }))
 }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jit_flow::FlowError;
+use jit_flow::SignInError;
 use jit_provider::ErrorCode;
 use serde::Serialize;
 
@@ -38,33 +38,33 @@ impl PageError {
     }
 }
 
-impl From<FlowError> for PageError {
-    fn from(error: FlowError) -> Self {
+impl From<SignInError> for PageError {
+    fn from(error: SignInError) -> Self {
         use StatusCode as S;
         let (status, title, code) = match &error {
-            FlowError::Expired => (S::BAD_REQUEST, "Sign-in expired", "expired"),
-            FlowError::Csrf => (S::FORBIDDEN, "Sign-in interrupted", "csrf"),
-            FlowError::NotOffered(_) | FlowError::UnknownConnection(_) => {
+            SignInError::Expired => (S::BAD_REQUEST, "Sign-in expired", "expired"),
+            SignInError::Csrf => (S::FORBIDDEN, "Sign-in interrupted", "csrf"),
+            SignInError::NotOffered(_) | SignInError::UnknownConnection(_) => {
                 (S::BAD_REQUEST, "Option not available", "not_offered")
             }
-            FlowError::UnknownState => (S::BAD_REQUEST, "Sign-in interrupted", "unknown_state"),
-            FlowError::StaleStep { .. } => (S::CONFLICT, "Sign-in interrupted", "stale_step"),
-            FlowError::StepFailed { .. } => (S::FORBIDDEN, "Sign-in failed", "step_failed"),
-            FlowError::Idp { .. } => (S::BAD_GATEWAY, "Identity provider error", "idp_error"),
-            FlowError::Mapping(_) => (S::BAD_GATEWAY, "Identity provider error", "invalid_claims"),
-            FlowError::InvalidSubject { .. } => (S::BAD_GATEWAY, "Identity provider error", "invalid_subject"),
-            FlowError::Refused(_) => (S::FORBIDDEN, "Sign-in refused", "provisioning_refused"),
-            FlowError::NeedsLocalAccount { .. } => (S::FORBIDDEN, "Sign-in cannot continue", "no_local_account"),
-            FlowError::InvalidFlow(_) => (S::CONFLICT, "Sign-in misconfigured", "invalid_flow"),
+            SignInError::UnknownState => (S::BAD_REQUEST, "Sign-in interrupted", "unknown_state"),
+            SignInError::StaleStep { .. } => (S::CONFLICT, "Sign-in interrupted", "stale_step"),
+            SignInError::StepFailed { .. } => (S::FORBIDDEN, "Sign-in failed", "step_failed"),
+            SignInError::Idp { .. } => (S::BAD_GATEWAY, "Identity provider error", "idp_error"),
+            SignInError::Mapping(_) => (S::BAD_GATEWAY, "Identity provider error", "invalid_claims"),
+            SignInError::InvalidSubject { .. } => (S::BAD_GATEWAY, "Identity provider error", "invalid_subject"),
+            SignInError::Refused(_) => (S::FORBIDDEN, "Sign-in refused", "provisioning_refused"),
+            SignInError::NeedsLocalAccount { .. } => (S::FORBIDDEN, "Sign-in cannot continue", "no_local_account"),
+            SignInError::InvalidFlow(_) => (S::CONFLICT, "Sign-in misconfigured", "invalid_flow"),
             // The application's script threw, looped, ran out of memory or
             // named a step that does not exist: the sign-in fails closed.
-            FlowError::Script(_) => (S::CONFLICT, "Sign-in misconfigured", "script_error"),
+            SignInError::Script(_) => (S::CONFLICT, "Sign-in misconfigured", "script_error"),
             // The script called fail(): its message (escaped) is shown.
-            FlowError::ScriptFailed(_) => (S::FORBIDDEN, "Sign-in refused", "script_refused"),
-            FlowError::Concurrent => (S::CONFLICT, "Sign-in interrupted", "concurrent_request"),
-            FlowError::TooManyAttempts => (S::TOO_MANY_REQUESTS, "Too many attempts", "too_many_attempts"),
-            FlowError::NoEmailAddress => (S::FORBIDDEN, "Sign-in cannot continue", "no_email_address"),
-            FlowError::Mail(detail) => {
+            SignInError::ScriptFailed(_) => (S::FORBIDDEN, "Sign-in refused", "script_refused"),
+            SignInError::Concurrent => (S::CONFLICT, "Sign-in interrupted", "concurrent_request"),
+            SignInError::TooManyAttempts => (S::TOO_MANY_REQUESTS, "Too many attempts", "too_many_attempts"),
+            SignInError::NoEmailAddress => (S::FORBIDDEN, "Sign-in cannot continue", "no_email_address"),
+            SignInError::Mail(detail) => {
                 // The SMTP server's answer is for the log, not the page.
                 tracing::error!(event = "email_otp_not_sent", error = %detail, "an Email OTP code could not be sent");
                 return Self::new(
@@ -75,7 +75,7 @@ impl From<FlowError> for PageError {
                     "mail_failed",
                 );
             }
-            FlowError::Store(_) | FlowError::Provision(_) | FlowError::Internal(_) => {
+            SignInError::Store(_) | SignInError::Provision(_) | SignInError::Internal(_) => {
                 return Self::internal(&error);
             }
             _ => return Self::internal(&error),

@@ -31,7 +31,7 @@ pub(crate) fn flow_cookie(state: &AppState, flow_id: String) -> Cookie<'static> 
 fn flow_id(state: &AppState, jar: &CookieJar) -> Result<String, PageError> {
     jar.get(&state.settings.flow_cookie_name)
         .map(|c| c.value().to_owned())
-        .ok_or_else(|| jit_flow::FlowError::Expired.into())
+        .ok_or_else(|| jit_flow::SignInError::Expired.into())
 }
 
 /// Turns the engine's answer into a response.

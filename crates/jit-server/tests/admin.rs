@@ -29,6 +29,7 @@ const TABLES: &[&str] = &[
     "user_totp",
     "connections",
     "applications",
+    "application_connections",
     "expiring_records",
     "signing_keys",
     "audit_events",

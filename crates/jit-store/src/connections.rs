@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 use jit_domain::connection::{Connection, ConnectionName};
-use jit_domain::ports::{ConnectionStore, StoreError};
+use jit_domain::ports::{ConflictKind, ConnectionStore, StoreError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use time::OffsetDateTime;
 
 use crate::Store;
 use crate::convert::{from_json, millis, to_json};
-use crate::entity::connections;
+use crate::entity::{application_connections, connections};
 use crate::error::{classify, taken_or};
 use crate::secrets::connection_place;
 
@@ -71,7 +71,24 @@ impl ConnectionStore for Store {
     }
 
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
-        let result = connections::Entity::delete_by_id(name.as_str()).exec(&self.db).await.map_err(classify)?;
-        Ok(result.rows_affected > 0)
+        match connections::Entity::delete_by_id(name.as_str()).exec(&self.db).await.map_err(classify) {
+            Ok(result) => Ok(result.rows_affected > 0),
+            // application_connections restricts the delete: say who uses it.
+            Err(error) if error.is_conflict(ConflictKind::ForeignKey) => {
+                let users = application_connections::Entity::find()
+                    .filter(application_connections::Column::Connection.eq(name.as_str()))
+                    .order_by_asc(application_connections::Column::ClientId)
+                    .all(&self.db)
+                    .await
+                    .map_err(classify)?;
+                let users: Vec<String> = users.into_iter().map(|row| row.client_id).collect();
+                Err(StoreError::InUse(format!(
+                    "connection {:?} is used by the sign-in flow of application(s) {}: remove it from those flows first",
+                    name.as_str(),
+                    users.join(", ")
+                )))
+            }
+            Err(other) => Err(other),
+        }
     }
 }

@@ -23,12 +23,12 @@ pub(crate) fn lookup_hash(normalized: &str) -> String {
 
 /// JSON for a text column.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+    serde_json::to_string(value).map_err(|e| StoreError::backend_from(format!("cannot encode: {e}"), e))
 }
 
 /// A text column's JSON.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("stored {what} is unreadable: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::backend_from(format!("stored {what} is unreadable: {e}"), e))
 }
 
 #[cfg(test)]

@@ -39,9 +39,14 @@ pub enum Error {
 pub(crate) fn classify(error: DbErr) -> StoreError {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::conflict(ConflictKind::Unique, m),
-        Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::conflict(ConflictKind::MissingReference, m),
+        Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::conflict(ConflictKind::ForeignKey, m),
+        // SQLite reports a RESTRICT action's refusal with its own code,
+        // which sea-orm does not classify.
+        _ if database_code(&error).as_deref() == Some(SQLITE_CONSTRAINT_TRIGGER) => {
+            StoreError::conflict(ConflictKind::ForeignKey, error.to_string())
+        }
         _ if is_transient(&error) => StoreError::conflict(ConflictKind::Transient, error.to_string()),
-        _ => StoreError::Backend(error.to_string()),
+        _ => StoreError::backend_from(error.to_string(), error),
     }
 }
 
@@ -64,6 +69,18 @@ where
             other => return other,
         }
     }
+}
+
+/// SQLite's extended result code for a foreign key refused by a RESTRICT
+/// action (`SQLITE_CONSTRAINT_TRIGGER`, 1811).
+const SQLITE_CONSTRAINT_TRIGGER: &str = "1811";
+
+/// The database's own error code, if the error came from it.
+fn database_code(error: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = error else {
+        return None;
+    };
+    e.as_database_error().and_then(|database| database.code()).map(|code| code.into_owned())
 }
 
 /// Deadlocks, serialization failures and busy databases: the transaction
@@ -91,5 +108,18 @@ pub(crate) fn taken_or(error: DbErr, what: &str) -> StoreError {
     match classify(error) {
         e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(what.to_owned()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_keep_the_database_error_as_their_source() {
+        let error = classify(DbErr::Custom("disk on fire".into()));
+        assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        let source = std::error::Error::source(&error).expect("the database error is kept");
+        assert!(source.to_string().contains("disk on fire"), "{source}");
     }
 }

@@ -37,7 +37,7 @@ impl SigningKeyStore for Store {
         rows.into_iter()
             .map(|row| {
                 let sealed = String::from_utf8(row.private_key)
-                    .map_err(|_| StoreError::Backend(format!("signing key {}: not sealed", row.kid)))?;
+                    .map_err(|_| StoreError::backend(format!("signing key {}: not sealed", row.kid)))?;
                 Ok(SigningKey {
                     private_key_der: self.open(&sealed, &signing_key_place(&row.kid))?,
                     kid: row.kid,

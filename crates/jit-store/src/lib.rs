@@ -30,13 +30,13 @@ mod convert;
 mod entity;
 mod error;
 mod keys;
-mod mfa;
 mod migration;
 mod password_lockout;
 mod provisioning;
 mod records;
 pub mod sealing;
 mod secrets;
+mod totp;
 mod users;
 
 use std::sync::Arc;

@@ -66,7 +66,7 @@ impl ExpiringRecordStore for Store {
         };
         let clear = self.open(&row.value, &record_place(kind, key))?;
         let text =
-            String::from_utf8(clear).map_err(|_| StoreError::Backend(format!("{}: not UTF-8", kind.as_str())))?;
+            String::from_utf8(clear).map_err(|_| StoreError::backend(format!("{}: not UTF-8", kind.as_str())))?;
         Ok(Some(Versioned { value: from_json(&text, kind.as_str())?, version: row.version }))
     }
 

@@ -30,12 +30,12 @@ pub(crate) fn record_place(kind: RecordKind, key: &str) -> String {
 impl Store {
     /// Seals `plaintext` for `place`.
     pub(crate) fn seal(&self, plaintext: &[u8], place: &str) -> Result<String, StoreError> {
-        self.sealing.seal(plaintext, place).map_err(|e| StoreError::Backend(e.to_string()))
+        self.sealing.seal(plaintext, place).map_err(|e| StoreError::backend_from(e.to_string(), e))
     }
 
     /// Opens a value sealed for `place`.
     pub(crate) fn open(&self, sealed: &str, place: &str) -> Result<Vec<u8>, StoreError> {
-        self.sealing.open(sealed, place).map_err(|e| StoreError::Backend(format!("{place}: {e}")))
+        self.sealing.open(sealed, place).map_err(|e| StoreError::backend_from(format!("{place}: {e}"), e))
     }
 
     /// Run once at start, after [`Store::migrate`]: checks that this
@@ -153,6 +153,6 @@ impl Store {
         if !stored.starts_with("v1.") {
             return Ok(stored.to_owned());
         }
-        String::from_utf8(self.open(stored, place)?).map_err(|_| StoreError::Backend(format!("{place}: not UTF-8")))
+        String::from_utf8(self.open(stored, place)?).map_err(|_| StoreError::backend(format!("{place}: not UTF-8")))
     }
 }

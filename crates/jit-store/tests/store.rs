@@ -248,6 +248,73 @@ async fn connections_and_applications_round_trip() {
     db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_an_application_uses_cannot_be_deleted() {
+    let db = TestDb::new().await;
+    let corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    let flow = |options: serde_json::Value| serde_json::from_value(json!({"steps": [{"options": options}]})).unwrap();
+    let app = Application {
+        name: "portal".into(),
+        client_id: "portal-client".into(),
+        client_secret_hash: None,
+        redirect_uris: vec!["https://portal.example/cb".into()],
+        public: true,
+        sign_in: flow(json!(["LOCAL", "corp"])),
+    };
+    db.store.create_application(&app, now()).await.unwrap();
+    let refused = db.store.delete_connection(&corp.name).await;
+    assert!(matches!(&refused, Err(StoreError::InUse(message)) if message.contains("portal-client")), "{refused:?}");
+    assert!(db.store.connection(&corp.name).await.unwrap().is_some());
+
+    // A flow naming a connection that does not exist is not saved at all.
+    let ghost = Application { sign_in: flow(json!(["ghost"])), ..app.clone() };
+    assert!(matches!(db.store.update_application(&ghost, now()).await, Err(StoreError::NotFound(_))));
+    assert_eq!(db.store.application("portal-client").await.unwrap(), Some(app.clone()));
+
+    // Once no flow uses it, it goes.
+    let local = Application { sign_in: flow(json!(["LOCAL"])), ..app.clone() };
+    db.store.update_application(&local, now()).await.unwrap();
+    assert!(db.store.delete_connection(&corp.name).await.unwrap());
+
+    // A delete racing an application being saved with the connection: the
+    // database decides, so either the connection is gone and the save
+    // failed, or the save won and the connection is still there.
+    for round in 0..5 {
+        let name = format!("race{round}");
+        let connection = with_connection(&db, &name, JitPolicy::default()).await;
+        let saving = Application { sign_in: flow(json!(["LOCAL", name])), ..local.clone() };
+        let store = Arc::new(db.store.clone());
+        let (save, delete) = tokio::join!(
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.update_application(&saving, now()).await }
+            }),
+            tokio::spawn({
+                let store = store.clone();
+                let name = connection.name.clone();
+                async move { store.delete_connection(&name).await }
+            }),
+        );
+        let (save, delete) = (save.unwrap(), delete.unwrap());
+        let still_there = db.store.connection(&connection.name).await.unwrap().is_some();
+        match (&save, &delete) {
+            (Ok(()), Err(StoreError::InUse(_))) => assert!(still_there),
+            (Err(_), Ok(true)) => assert!(!still_there),
+            // The save went first and the delete was refused, or the
+            // delete first and the save found no connection: both above.
+            // Transient conflicts aside, nothing else may happen.
+            (Err(StoreError::Conflict { .. }), _) | (_, Err(StoreError::Conflict { .. })) => {}
+            other => panic!("round {round}: {other:?}, connection still there: {still_there}"),
+        }
+        let saved = db.store.application("portal-client").await.unwrap().unwrap();
+        let uses =
+            saved.sign_in.steps.iter().flat_map(|s| &s.options).any(|o| o.to_string() == connection.name.as_str());
+        assert!(!uses || still_there, "round {round}: an application uses a deleted connection");
+        db.store.update_application(&local, now()).await.unwrap();
+    }
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn records_expire_are_taken_once_and_keep_their_kinds_apart() {
     let db = TestDb::new().await;

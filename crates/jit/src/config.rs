@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use jit_flow::mfa::mailer::{DEFAULT_FROM, SmtpOptions};
+use jit_flow::factors::mailer::{DEFAULT_FROM, SmtpOptions};
 use jit_server::serve::ConnectionLimits;
 
 /// The embedded default: a SQLite file in the working directory, created on

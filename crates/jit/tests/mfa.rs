@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use jit_domain::flow::SKIP_MFA_FOR_FEDERATED_SCRIPT;
 use jit_domain::mfa::{TotpSecret, totp_step};
-use jit_flow::mfa::totp::code_at;
+use jit_flow::factors::totp::code_at;
 use serde_json::{Value, json};
 use support::*;
 use time::OffsetDateTime;

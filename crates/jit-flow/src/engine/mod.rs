@@ -24,10 +24,10 @@ use jit_domain::service::{ProvisioningOutcome, identity_from_claims, provision};
 use jit_idp::{CallbackParams, IdpError};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::FlowError;
+use crate::error::SignInError;
+use crate::factors::email_otp::EmailOtpPolicy;
+use crate::factors::mailer::{LogMailer, Mailer};
 use crate::idps::IdpDirectory;
-use crate::mfa::email_otp::EmailOtpPolicy;
-use crate::mfa::mailer::{LogMailer, Mailer};
 use crate::state::{CompletedStep, PendingFederation, SignInState, StepState};
 use jit_primitives::clock::Clock;
 use jit_primitives::password::verify_password_off_thread;
@@ -35,11 +35,11 @@ use jit_primitives::secret::{random_token, secrets_match, stored_form};
 use jit_provider::{AuthorizationGrant, SignedInSubject, ValidatedAuthorization, issue_code};
 use jit_script::{ScriptLimits, ScriptRunner};
 
-mod mfa;
 mod scripted;
+mod second_factors;
 
 /// Everything the engine needs from storage.
-pub trait FlowStore:
+pub trait EngineStore:
     ApplicationStore
     + ConnectionStore
     + ExpiringRecordStore
@@ -57,7 +57,7 @@ impl<
         + UserStore
         + TotpStore
         + PasswordLockoutStore,
-> FlowStore for T
+> EngineStore for T
 {
 }
 
@@ -94,7 +94,7 @@ impl Default for FlowSettings {
             code_ttl: Duration::seconds(60),
             max_failures: 10,
             password_lockout: LockoutPolicy::default(),
-            totp_issuer: crate::mfa::totp::DEFAULT_ISSUER.into(),
+            totp_issuer: crate::factors::totp::DEFAULT_ISSUER.into(),
             totp_lockout: LockoutPolicy::default(),
             email_otp: EmailOtpPolicy::default(),
             script_limits: ScriptLimits::default(),
@@ -215,7 +215,7 @@ pub struct SignInEngine<S: ?Sized> {
 /// Redirects to IdPs one sign-in may start.
 pub const MAX_FEDERATIONS: u32 = 10;
 
-impl<S: FlowStore + ?Sized> SignInEngine<S> {
+impl<S: EngineStore + ?Sized> SignInEngine<S> {
     /// An engine over `store`.
     pub fn new(
         store: Arc<S>,
@@ -237,7 +237,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// Starts a sign-in for a validated authorization request. With `fidp`,
     /// goes straight to that connection if step 1 offers it.
-    pub async fn start(&self, request: ValidatedAuthorization) -> Result<(String, Next), FlowError> {
+    pub async fn start(&self, request: ValidatedAuthorization) -> Result<(String, Next), SignInError> {
         let ValidatedAuthorization { application, context, fidp } = request;
         let application = &application;
         let state = SignInState {
@@ -256,7 +256,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         };
         let flow_id = random_token()?;
         let Some(first) = self.next_step(application, &state).await? else {
-            return Err(FlowError::InvalidFlow("the sign-in script chose no step to start with".into()));
+            return Err(SignInError::InvalidFlow("the sign-in script chose no step to start with".into()));
         };
         let mut state = state;
         self.enter_step(application, &mut state, first).await?;
@@ -269,19 +269,25 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     /// The current step of a sign-in.
-    pub async fn view(&self, flow_id: &str) -> Result<StepView, FlowError> {
+    pub async fn view(&self, flow_id: &str) -> Result<StepView, SignInError> {
         let state = self.load(flow_id).await?;
         let application = self.application(&state).await?;
         self.view_of(&application, &state, None, None).await
     }
 
     /// Checks a local username and password.
-    pub async fn password(&self, flow_id: &str, csrf: &str, username: &str, password: &str) -> Result<Next, FlowError> {
+    pub async fn password(
+        &self,
+        flow_id: &str,
+        csrf: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Next, SignInError> {
         let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
         let step = current_step(&application, &state)?;
         if !step.options.contains(&StepOption::Local) {
-            return Err(FlowError::NotOffered("Username and password".into()));
+            return Err(SignInError::NotOffered("Username and password".into()));
         }
         self.count_attempt(flow_id, &mut state).await?;
         let user = self.store.user_by_username(username.trim()).await?;
@@ -333,7 +339,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     /// Sends the user to a connection offered by the current step.
-    pub async fn federate(&self, flow_id: &str, csrf: &str, connection: &str) -> Result<Next, FlowError> {
+    pub async fn federate(&self, flow_id: &str, csrf: &str, connection: &str) -> Result<Next, SignInError> {
         let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
         self.federate_unchecked(flow_id, &mut state, &application, connection).await
@@ -348,20 +354,20 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         state: &mut SignInState,
         application: &Application,
         connection: &str,
-    ) -> Result<Next, FlowError> {
-        let name = ConnectionName::new(connection).map_err(|_| FlowError::UnknownConnection(connection.into()))?;
+    ) -> Result<Next, SignInError> {
+        let name = ConnectionName::new(connection).map_err(|_| SignInError::UnknownConnection(connection.into()))?;
         let step = current_step(application, state)?;
         if !step.options.contains(&StepOption::Connection(name.clone())) {
-            return Err(FlowError::NotOffered(format!("Connection {connection:?}")));
+            return Err(SignInError::NotOffered(format!("Connection {connection:?}")));
         }
         state.federations += 1;
         if state.federations > MAX_FEDERATIONS {
-            return Err(FlowError::TooManyAttempts);
+            return Err(SignInError::TooManyAttempts);
         }
         self.save(flow_id, state).await?;
         let connection = self.connection(&name).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
-        let start = client.begin().await.map_err(|source| FlowError::Idp { connection: name.to_string(), source })?;
+        let start = client.begin().await.map_err(|source| SignInError::Idp { connection: name.to_string(), source })?;
         let pending = PendingFederation {
             flow_key: stored_form(flow_id),
             connection: name,
@@ -369,7 +375,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             epoch: state.epoch,
             pending: start.pending,
         };
-        let value = serde_json::to_value(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let value = serde_json::to_value(&pending).map_err(|e| SignInError::Internal(e.to_string()))?;
         let key = stored_form(&pending.pending.state);
         self.store.insert_record(RecordKind::PendingFederation, &key, &value, self.expiry()).await?;
         Ok(Next::RedirectToIdp(start.url))
@@ -383,16 +389,16 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         flow_id: Option<&str>,
         connection: &str,
         params: &CallbackParams,
-    ) -> Result<Next, FlowError> {
-        let state_param = params.state.as_deref().ok_or(FlowError::UnknownState)?;
+    ) -> Result<Next, SignInError> {
+        let state_param = params.state.as_deref().ok_or(SignInError::UnknownState)?;
         let key = stored_form(state_param);
         let taken = self.store.take_record(RecordKind::PendingFederation, &key, self.clock.now()).await?;
-        let pending = taken.ok_or(FlowError::UnknownState)?;
+        let pending = taken.ok_or(SignInError::UnknownState)?;
         let pending: PendingFederation =
-            serde_json::from_value(pending).map_err(|e| FlowError::Internal(e.to_string()))?;
+            serde_json::from_value(pending).map_err(|e| SignInError::Internal(e.to_string()))?;
         let flow_id = flow_id.filter(|id| secrets_match(&stored_form(id), &pending.flow_key));
         let Some(flow_id) = flow_id.filter(|_| pending.connection.as_str() == connection) else {
-            return Err(FlowError::UnknownState);
+            return Err(SignInError::UnknownState);
         };
         let mut state = self.load(flow_id).await?;
         let application = self.application(&state).await?;
@@ -410,7 +416,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                 current_step = state.step + 1,
                 "an identity provider's answer for a step that is no longer current was refused"
             );
-            return Err(FlowError::StaleStep { connection: pending.connection.to_string() });
+            return Err(SignInError::StaleStep { connection: pending.connection.to_string() });
         }
         let connection = self.connection(&pending.connection).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
@@ -428,12 +434,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     connection: connection.name.to_string(),
                 }));
             }
-            Err(source) => return Err(FlowError::Idp { connection: connection.name.to_string(), source }),
+            Err(source) => return Err(SignInError::Idp { connection: connection.name.to_string(), source }),
         };
         let identity = match identity_from_claims(&connection, &login.subject, &login.documents(), &self.schema) {
             Ok(identity) => identity,
             Err(MappingError::InvalidSubject) => {
-                return Err(FlowError::InvalidSubject { connection: connection.name.to_string() });
+                return Err(SignInError::InvalidSubject { connection: connection.name.to_string() });
             }
             Err(other) => return Err(other.into()),
         };
@@ -456,7 +462,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     reason = %refusal,
                     "federated sign-in refused"
                 );
-                return Err(FlowError::Refused(refusal));
+                return Err(SignInError::Refused(refusal));
             }
         };
         self.complete_step(&mut state, StepOption::Connection(connection.name.clone()), subject)?;
@@ -468,7 +474,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         state: &mut SignInState,
         option: StepOption,
         subject: SignedInSubject,
-    ) -> Result<(), FlowError> {
+    ) -> Result<(), SignInError> {
         // The first step that identifies the user fixes the subject; a later
         // identifying step must find the same user.
         match &state.subject {
@@ -478,7 +484,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             }
             Some(known) if *known == subject => {}
             Some(_) => {
-                return Err(FlowError::InvalidFlow(
+                return Err(SignInError::InvalidFlow(
                     "a later step signed in a different user than the first step".into(),
                 ));
             }
@@ -495,12 +501,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// attempts on one loaded state only one gets to be checked, and past
     /// [`FlowSettings::max_failures`] the sign-in ends unchecked. A right
     /// answer takes its count back (`failures - 1`) with the next save.
-    async fn count_attempt(&self, flow_id: &str, state: &mut SignInState) -> Result<(), FlowError> {
+    async fn count_attempt(&self, flow_id: &str, state: &mut SignInState) -> Result<(), SignInError> {
         state.failures += 1;
         if state.failures > self.settings.max_failures {
             self.end(flow_id, state).await?;
             tracing::info!(event = "sign_in_too_many_failures", "sign-in ended after too many failures");
-            return Err(FlowError::TooManyAttempts);
+            return Err(SignInError::TooManyAttempts);
         }
         self.save(flow_id, state).await
     }
@@ -517,7 +523,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         mut state: SignInState,
         option: StepOption,
         message: &str,
-    ) -> Result<Next, FlowError> {
+    ) -> Result<Next, SignInError> {
         if application.sign_in.script.is_some() {
             state.completed.push(CompletedStep { step: state.step + 1, option, succeeded: false });
             let step_before = state.step;
@@ -537,7 +543,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                         step = step_before + 1,
                         "the script asked for nothing after a failed step: the sign-in ends failed"
                     );
-                    return Err(FlowError::StepFailed { step: step_before + 1 });
+                    return Err(SignInError::StepFailed { step: step_before + 1 });
                 }
             }
         }
@@ -551,7 +557,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         flow_id: &str,
         application: &Application,
         mut state: SignInState,
-    ) -> Result<Next, FlowError> {
+    ) -> Result<Next, SignInError> {
         match self.next_step(application, &state).await? {
             Some(next) => {
                 self.enter_step(application, &mut state, next).await?;
@@ -569,7 +575,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// The step to do next (0-based), or `None` when the sign-in is done:
     /// the script's choice, or else the step after the last one completed.
-    async fn next_step(&self, application: &Application, state: &SignInState) -> Result<Option<usize>, FlowError> {
+    async fn next_step(&self, application: &Application, state: &SignInState) -> Result<Option<usize>, SignInError> {
         match &application.sign_in.script {
             Some(script) => self.scripted_next_step(application, script, state).await,
             None => Ok((state.step < application.sign_in.steps.len()).then_some(state.step)),
@@ -584,7 +590,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         application: &Application,
         state: &mut SignInState,
         index: usize,
-    ) -> Result<(), FlowError> {
+    ) -> Result<(), SignInError> {
         state.enter(index, random_token()?);
         let step = current_step(application, state)?;
         let Some(option) = step.options.iter().find(|o| o.needs_local_account()) else { return Ok(()) };
@@ -598,13 +604,13 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     option = %option,
                     "a step needing a local account was reached by a JIT-disabled connection's user"
                 );
-                Err(FlowError::NeedsLocalAccount {
+                Err(SignInError::NeedsLocalAccount {
                     step: state.step + 1,
                     option: option.to_string(),
                     connection: connection.to_string(),
                 })
             }
-            None if only_mfa => Err(FlowError::InvalidFlow(format!(
+            None if only_mfa => Err(SignInError::InvalidFlow(format!(
                 "step {} ({option}) needs a user that an earlier step identified, and none did",
                 state.step + 1
             ))),
@@ -614,7 +620,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     self.prepare_totp(state, user).await?;
                 } else if only_mfa && self.email_address(user).await?.is_none() {
                     // Email OTP is all the step offers, and there is nowhere to send a code.
-                    return Err(FlowError::NoEmailAddress);
+                    return Err(SignInError::NoEmailAddress);
                 }
                 Ok(())
             }
@@ -622,8 +628,8 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         }
     }
 
-    async fn finish(&self, flow_id: &str, state: SignInState) -> Result<Next, FlowError> {
-        let subject = state.subject.ok_or_else(|| FlowError::InvalidFlow("no step identified the user".into()))?;
+    async fn finish(&self, flow_id: &str, state: SignInState) -> Result<Next, SignInError> {
+        let subject = state.subject.ok_or_else(|| SignInError::InvalidFlow("no step identified the user".into()))?;
         let grant = AuthorizationGrant {
             authorization: state.authorization.clone(),
             subject,
@@ -637,7 +643,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         if let Some(version) = state.version
             && !self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, self.clock.now()).await?
         {
-            return Err(FlowError::Concurrent);
+            return Err(SignInError::Concurrent);
         }
         let code = issue_code(&*self.store, &grant, self.clock.now() + self.settings.code_ttl).await?;
         Ok(Next::Complete(IssuedCode {
@@ -653,7 +659,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         state: &SignInState,
         error: Option<String>,
         notice: Option<String>,
-    ) -> Result<StepView, FlowError> {
+    ) -> Result<StepView, SignInError> {
         let step = current_step(application, state)?;
         let mut connections = Vec::new();
         for option in &step.options {
@@ -677,31 +683,31 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         })
     }
 
-    async fn application(&self, state: &SignInState) -> Result<Application, FlowError> {
-        self.store.application(&state.authorization.client_id).await?.ok_or(FlowError::Expired)
+    async fn application(&self, state: &SignInState) -> Result<Application, SignInError> {
+        self.store.application(&state.authorization.client_id).await?.ok_or(SignInError::Expired)
     }
 
-    async fn connection(&self, name: &ConnectionName) -> Result<Connection, FlowError> {
-        self.store.connection(name).await?.ok_or_else(|| FlowError::UnknownConnection(name.to_string()))
+    async fn connection(&self, name: &ConnectionName) -> Result<Connection, SignInError> {
+        self.store.connection(name).await?.ok_or_else(|| SignInError::UnknownConnection(name.to_string()))
     }
 
-    async fn load(&self, flow_id: &str) -> Result<SignInState, FlowError> {
+    async fn load(&self, flow_id: &str) -> Result<SignInState, SignInError> {
         let record = self.store.record(RecordKind::SignIn, &flow_key(flow_id), self.clock.now()).await?;
-        let record = record.ok_or(FlowError::Expired)?;
-        let mut state: SignInState = serde_json::from_value(record.value).map_err(|_| FlowError::Expired)?;
+        let record = record.ok_or(SignInError::Expired)?;
+        let mut state: SignInState = serde_json::from_value(record.value).map_err(|_| SignInError::Expired)?;
         state.version = Some(record.version);
         Ok(state)
     }
 
-    async fn load_checked(&self, flow_id: &str, csrf: &str) -> Result<SignInState, FlowError> {
+    async fn load_checked(&self, flow_id: &str, csrf: &str) -> Result<SignInState, SignInError> {
         let state = self.load(flow_id).await?;
-        if secrets_match(&state.csrf, csrf) { Ok(state) } else { Err(FlowError::Csrf) }
+        if secrets_match(&state.csrf, csrf) { Ok(state) } else { Err(SignInError::Csrf) }
     }
 
     /// Stores the sign-in: a new one as is, a loaded one only if nobody
-    /// changed it since it was loaded ([`FlowError::Concurrent`] otherwise).
-    async fn save(&self, flow_id: &str, state: &mut SignInState) -> Result<(), FlowError> {
-        let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
+    /// changed it since it was loaded ([`SignInError::Concurrent`] otherwise).
+    async fn save(&self, flow_id: &str, state: &mut SignInState) -> Result<(), SignInError> {
+        let value = serde_json::to_value(&*state).map_err(|e| SignInError::Internal(e.to_string()))?;
         let key = flow_key(flow_id);
         let version = match state.version {
             None => {
@@ -711,7 +717,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             Some(version) => {
                 let now = self.clock.now();
                 if !self.store.replace_record(RecordKind::SignIn, &key, version, &value, self.expiry(), now).await? {
-                    return Err(FlowError::Concurrent);
+                    return Err(SignInError::Concurrent);
                 }
                 version + 1
             }
@@ -722,17 +728,17 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// Stores the sign-in under a fresh id and deletes it under `flow_id`
     /// (only as loaded: a concurrent change wins, and this request fails
-    /// with [`FlowError::Concurrent`]). Returns the new id.
-    async fn move_to_new_id(&self, flow_id: &str, state: &mut SignInState) -> Result<String, FlowError> {
+    /// with [`SignInError::Concurrent`]). Returns the new id.
+    async fn move_to_new_id(&self, flow_id: &str, state: &mut SignInState) -> Result<String, SignInError> {
         let new_id = random_token()?;
-        let value = serde_json::to_value(&*state).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let value = serde_json::to_value(&*state).map_err(|e| SignInError::Internal(e.to_string()))?;
         let now = self.clock.now();
         self.store.insert_record(RecordKind::SignIn, &flow_key(&new_id), &value, self.expiry()).await?;
         if let Some(version) = state.version
             && !self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, now).await?
         {
             self.store.take_record(RecordKind::SignIn, &flow_key(&new_id), now).await?;
-            return Err(FlowError::Concurrent);
+            return Err(SignInError::Concurrent);
         }
         state.version = Some(1);
         state.identified_now = false;
@@ -742,7 +748,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// Ends the sign-in (refused or failed): its state is deleted if it is
     /// still as loaded; if another request changed it meanwhile, that
     /// request's outcome stands.
-    async fn end(&self, flow_id: &str, state: &SignInState) -> Result<(), FlowError> {
+    async fn end(&self, flow_id: &str, state: &SignInState) -> Result<(), SignInError> {
         if let Some(version) = state.version {
             self.store.delete_record_if(RecordKind::SignIn, &flow_key(flow_id), version, self.clock.now()).await?;
         }
@@ -760,8 +766,8 @@ fn flow_key(flow_id: &str) -> String {
     stored_form(flow_id)
 }
 
-fn current_step<'a>(application: &'a Application, state: &SignInState) -> Result<&'a Step, FlowError> {
-    application.sign_in.steps.get(state.step).ok_or_else(|| FlowError::InvalidFlow("no step left".into()))
+fn current_step<'a>(application: &'a Application, state: &SignInState) -> Result<&'a Step, SignInError> {
+    application.sign_in.steps.get(state.step).ok_or_else(|| SignInError::InvalidFlow("no step left".into()))
 }
 
 fn log_decision(connection: &Connection, decision: &Decision) {

@@ -7,18 +7,15 @@
 use jit_domain::application::Application;
 use jit_domain::user::UserId;
 
-use super::{FlowStore, SignInEngine};
-use crate::error::FlowError;
+use super::{EngineStore, SignInEngine};
+use crate::error::SignInError;
+use jit_domain::schema::USERNAME;
 use jit_provider::SignedInSubject;
 use jit_script::{CompletedStepRecord, ScriptDecision, ScriptInput, StepOutcome};
 
 use crate::state::SignInState;
 
-/// The local attribute scripts see as a federated user's
-/// `subject.username`.
-const USERNAME: &str = "username";
-
-impl<S: FlowStore + ?Sized> SignInEngine<S> {
+impl<S: EngineStore + ?Sized> SignInEngine<S> {
     /// Runs `script` over what happened so far: `Some(step)` (0-based) to do
     /// next, `None` when the script asks for nothing more.
     pub(super) async fn scripted_next_step(
@@ -26,7 +23,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         application: &Application,
         script: &str,
         state: &SignInState,
-    ) -> Result<Option<usize>, FlowError> {
+    ) -> Result<Option<usize>, SignInError> {
         let input = self.script_input(application, state).await?;
         let runner = self.scripts.clone();
         let source = script.to_owned();
@@ -34,7 +31,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         // workers.
         let decided = tokio::task::spawn_blocking(move || runner.decide(&source, &input))
             .await
-            .map_err(|e| FlowError::Internal(format!("the script evaluation did not finish: {e}")))?;
+            .map_err(|e| SignInError::Internal(format!("the script evaluation did not finish: {e}")))?;
         match decided {
             Ok(ScriptDecision::Execute(step)) => Ok(Some(step - 1)),
             Ok(ScriptDecision::Complete) => Ok(None),
@@ -45,7 +42,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     message = message.as_deref().unwrap_or(""),
                     "the application's script ended the sign-in"
                 );
-                Err(FlowError::ScriptFailed(message))
+                Err(SignInError::ScriptFailed(message))
             }
             Err(error) => {
                 tracing::warn!(
@@ -54,12 +51,12 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
                     error = %error,
                     "the application's sign-in script failed"
                 );
-                Err(FlowError::Script(error))
+                Err(SignInError::Script(error))
             }
         }
     }
 
-    async fn script_input(&self, application: &Application, state: &SignInState) -> Result<ScriptInput, FlowError> {
+    async fn script_input(&self, application: &Application, state: &SignInState) -> Result<ScriptInput, SignInError> {
         let username = self.subject_username(state).await?;
         let completed = state
             .completed
@@ -82,7 +79,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     /// The username scripts see: the local account's, or for a user of a
     /// JIT-disabled connection the mapped `username` (else the IdP's
     /// subject).
-    async fn subject_username(&self, state: &SignInState) -> Result<Option<String>, FlowError> {
+    async fn subject_username(&self, state: &SignInState) -> Result<Option<String>, SignInError> {
         Ok(match &state.subject {
             None => None,
             Some(SignedInSubject::Local { user }) => self.username_of(*user).await?,
@@ -95,7 +92,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         })
     }
 
-    async fn username_of(&self, user: UserId) -> Result<Option<String>, FlowError> {
+    async fn username_of(&self, user: UserId) -> Result<Option<String>, SignInError> {
         Ok(self.store.user(user).await?.map(|u| u.username.as_str().to_owned()))
     }
 }

@@ -26,8 +26,8 @@ use jit_domain::ports::{
 use jit_domain::provisioning::{Decision, LookupKey};
 use jit_domain::schema::AttributeSchema;
 use jit_domain::user::{FederatedIdentity, LocalUser, UserId, Username};
+use jit_flow::factors::mailer::{CodeMail, MailError, Mailer};
 use jit_flow::idps::{IdpRegistry, IdpSettings, callback_url};
-use jit_flow::mfa::mailer::{CodeMail, MailError, Mailer};
 use jit_flow::{FlowSettings, Next, SignInEngine};
 use jit_idp::CallbackParams;
 use jit_primitives::clock::FixedClock;
@@ -256,7 +256,7 @@ impl Bench {
 
 /// The sign-in's id after an answer: a new one when the answer moved the
 /// sign-in (the step just done identified the user).
-pub fn id_after(flow: &str, answer: &Result<Next, jit_flow::FlowError>) -> String {
+pub fn id_after(flow: &str, answer: &Result<Next, jit_flow::SignInError>) -> String {
     match answer {
         Ok(Next::Continue { new_flow_id: Some(id), .. }) => id.clone(),
         _ => flow.to_owned(),
@@ -264,7 +264,7 @@ pub fn id_after(flow: &str, answer: &Result<Next, jit_flow::FlowError>) -> Strin
 }
 
 /// A short description of an engine answer, for assertions.
-pub fn describe(result: &Result<Next, jit_flow::FlowError>) -> String {
+pub fn describe(result: &Result<Next, jit_flow::SignInError>) -> String {
     match result {
         Ok(Next::Show(view)) => match (&view.error, &view.notice) {
             (Some(error), _) => format!("step {} error: {error}", view.step),

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use jit_domain::connection::Connection;
-use jit_flow::FlowError;
+use jit_flow::SignInError;
 use jit_flow::idps::IdpDirectory;
 use jit_idp::{AuthorizationStart, CallbackParams, IdpClient, IdpError, PendingAuthorization, VerifiedLogin};
 use serde_json::{Map, Value};
@@ -58,7 +58,7 @@ impl ScriptedIdp {
 pub struct ScriptedDirectory(pub Arc<ScriptedIdp>);
 
 impl IdpDirectory for ScriptedDirectory {
-    fn client(&self, _: &Connection, _: &str) -> Result<Arc<dyn IdpClient>, FlowError> {
+    fn client(&self, _: &Connection, _: &str) -> Result<Arc<dyn IdpClient>, SignInError> {
         Ok(self.0.clone())
     }
 }

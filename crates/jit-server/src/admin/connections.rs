@@ -14,8 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::AttributeName;
 use jit_domain::connection::{Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
-use jit_domain::flow::StepOption;
-use jit_domain::ports::{ApplicationStore, ConnectionStore};
+use jit_domain::ports::ConnectionStore;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -192,25 +191,8 @@ async fn replace(
 )]
 async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let name = parse_name(&name)?;
-    let option = StepOption::Connection(name.clone());
-    let users: Vec<String> = state
-        .store
-        .applications()
-        .await?
-        .into_iter()
-        .filter(|app| app.sign_in.steps.iter().any(|step| step.options.contains(&option)))
-        .map(|app| app.name)
-        .collect();
-    if !users.is_empty() {
-        return Err(ApiError::conflict(
-            "in_use",
-            format!(
-                "connection {:?} is used by the sign-in flow of application(s) {}: remove it from those flows first",
-                name.as_str(),
-                users.join(", ")
-            ),
-        ));
-    }
+    // The store refuses (409 in_use) while an application's flow uses it:
+    // one statement, no check-then-delete race.
     if !state.store.delete_connection(&name).await? {
         return Err(not_found(name.as_str()));
     }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 use jit_domain::error::{ConfigError, MappingError};
-use jit_domain::flow::FlowError;
+use jit_domain::flow::SignInFlowError;
 use jit_domain::ports::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -90,6 +90,7 @@ impl From<StoreError> for ApiError {
                 Self::conflict("conflict", format!("{error}: choose another value or change the existing record"))
             }
             StoreError::NotFound(_) => Self::not_found(error.to_string()),
+            StoreError::InUse(message) => Self::conflict("in_use", message),
             StoreError::Invalid(config) => config.into(),
             // Lost races and database failures: the detail is for the log.
             other => Self::internal(other),
@@ -103,8 +104,8 @@ impl From<ConfigError> for ApiError {
     }
 }
 
-impl From<FlowError> for ApiError {
-    fn from(error: FlowError) -> Self {
+impl From<SignInFlowError> for ApiError {
+    fn from(error: SignInFlowError) -> Self {
         Self::bad_request(format!("invalid sign-in flow: {error}"))
     }
 }

@@ -1,5 +1,6 @@
 //! SeaORM entities, one module per table. Only this crate sees them.
 
+pub mod application_connections;
 pub mod applications;
 pub mod audit_events;
 pub mod connections;

@@ -11,6 +11,7 @@ mod m0005_sealed_secrets;
 mod m0006_email_otp_sends;
 mod m0007_drop_unused_columns;
 mod m0008_expiring_records;
+mod m0009_application_connections;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_email_otp_sends::Migration),
             Box::new(m0007_drop_unused_columns::Migration),
             Box::new(m0008_expiring_records::Migration),
+            Box::new(m0009_application_connections::Migration),
         ]
     }
 

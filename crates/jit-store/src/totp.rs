@@ -26,7 +26,7 @@ const TOTP_ATTEMPTS: AttemptCounter<user_totp::Entity> = AttemptCounter {
 };
 
 fn to_record(store: &Store, row: user_totp::Model) -> Result<TotpRecord, StoreError> {
-    let unreadable = || StoreError::Backend(format!("the stored TOTP secret of user {} is unreadable", row.user_id));
+    let unreadable = || StoreError::backend(format!("the stored TOTP secret of user {} is unreadable", row.user_id));
     let clear = store.open(&row.secret, &totp_place(row.user_id))?;
     let secret = TotpSecret::new(String::from_utf8(clear).map_err(|_| unreadable())?).map_err(|_| unreadable())?;
     Ok(TotpRecord {
@@ -67,7 +67,7 @@ impl TotpStore for Store {
                 e if e.is_conflict(ConflictKind::Unique) => {
                     StoreError::Taken(format!("a TOTP enrolment for user {user}"))
                 }
-                e if e.is_conflict(ConflictKind::MissingReference) => StoreError::NotFound(format!("user {user}")),
+                e if e.is_conflict(ConflictKind::ForeignKey) => StoreError::NotFound(format!("user {user}")),
                 other => other,
             })?;
             Ok(())

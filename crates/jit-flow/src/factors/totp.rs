@@ -15,7 +15,7 @@ use jit_domain::mfa::{TOTP_PERIOD_SECONDS, TotpSecret};
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use crate::error::FlowError;
+use crate::error::SignInError;
 
 /// Digits of a code.
 pub const DIGITS: usize = 6;
@@ -25,14 +25,14 @@ pub const SECRET_BYTES: usize = 20;
 pub const DEFAULT_ISSUER: &str = "jit";
 
 /// A fresh 160-bit secret from the system's CSPRNG.
-pub fn generate_secret() -> Result<TotpSecret, FlowError> {
+pub fn generate_secret() -> Result<TotpSecret, SignInError> {
     let mut bytes = [0u8; SECRET_BYTES];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| FlowError::Internal("the system random generator failed".into()))?;
+        .map_err(|_| SignInError::Internal("the system random generator failed".into()))?;
     let secret = Secret::from(bytes);
     bytes.fill(0);
-    TotpSecret::new(secret.to_base32()).map_err(|e| FlowError::Internal(format!("generated TOTP secret: {e}")))
+    TotpSecret::new(secret.to_base32()).map_err(|e| SignInError::Internal(format!("generated TOTP secret: {e}")))
 }
 
 /// What the enrolment page shows: the `otpauth://` URI (as text, for
@@ -63,11 +63,11 @@ impl fmt::Debug for TotpEnrolment {
 /// The enrolment URI and QR code of `secret` for `account` (the username)
 /// at `issuer` (e.g. [`DEFAULT_ISSUER`] or the configured display name).
 /// A `:` in either is shown as `_` (the URI format reserves it).
-pub fn enrolment(secret: &TotpSecret, issuer: &str, account: &str) -> Result<TotpEnrolment, FlowError> {
+pub fn enrolment(secret: &TotpSecret, issuer: &str, account: &str) -> Result<TotpEnrolment, SignInError> {
     let totp = totp(secret, Some(label(issuer)), label(account))?;
-    let uri = totp.to_url().map_err(|e| FlowError::Internal(format!("cannot build the TOTP enrolment URI: {e}")))?;
+    let uri = totp.to_url().map_err(|e| SignInError::Internal(format!("cannot build the TOTP enrolment URI: {e}")))?;
     let qr_png_base64 =
-        totp.to_qr_base64().map_err(|e| FlowError::Internal(format!("cannot draw the TOTP QR code: {e}")))?;
+        totp.to_qr_base64().map_err(|e| SignInError::Internal(format!("cannot draw the TOTP QR code: {e}")))?;
     Ok(TotpEnrolment { uri, qr_png_base64 })
 }
 
@@ -90,14 +90,14 @@ pub fn verify(secret: &TotpSecret, code: &str, now: OffsetDateTime) -> Option<i6
 }
 
 /// The code of `secret` at `at` (for tests and diagnostics).
-pub fn code_at(secret: &TotpSecret, at: OffsetDateTime) -> Result<String, FlowError> {
-    let at = u64::try_from(at.unix_timestamp()).map_err(|_| FlowError::Internal("time before 1970".into()))?;
+pub fn code_at(secret: &TotpSecret, at: OffsetDateTime) -> Result<String, SignInError> {
+    let at = u64::try_from(at.unix_timestamp()).map_err(|_| SignInError::Internal("time before 1970".into()))?;
     Ok(totp(secret, None, String::new())?.generate(at).to_string())
 }
 
-fn totp(secret: &TotpSecret, issuer: Option<String>, account: String) -> Result<Totp, FlowError> {
+fn totp(secret: &TotpSecret, issuer: Option<String>, account: String) -> Result<Totp, SignInError> {
     let bytes = Secret::try_from_base32(secret.expose())
-        .map_err(|_| FlowError::Internal("the TOTP secret is not valid base32".into()))?;
+        .map_err(|_| SignInError::Internal("the TOTP secret is not valid base32".into()))?;
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(DIGITS as u8)
@@ -107,7 +107,7 @@ fn totp(secret: &TotpSecret, issuer: Option<String>, account: String) -> Result<
         .with_issuer(issuer)
         .with_account_name(account)
         .build()
-        .map_err(|e| FlowError::Internal(format!("invalid TOTP parameters: {e}")))
+        .map_err(|e| SignInError::Internal(format!("invalid TOTP parameters: {e}")))
 }
 
 fn label(value: &str) -> String {

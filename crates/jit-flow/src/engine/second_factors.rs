@@ -5,25 +5,23 @@
 use jit_domain::flow::{Step, StepOption};
 use jit_domain::mfa::TotpSecret;
 use jit_domain::ports::StoreError;
+use jit_domain::schema::EMAIL;
 use jit_domain::user::{LocalUser, UserId};
 use time::OffsetDateTime;
 
-use super::{EmailOtpView, FlowStore, Next, SignInEngine, TotpView, current_step};
-use crate::error::FlowError;
-use crate::mfa::email_otp::{EmailOtpChallenge, EmailOtpError};
-use crate::mfa::mailer::{CodeMail, human_duration, mask_address};
-use crate::mfa::totp;
+use super::{EmailOtpView, EngineStore, Next, SignInEngine, TotpView, current_step};
+use crate::error::SignInError;
+use crate::factors::email_otp::{EmailOtpChallenge, EmailOtpError};
+use crate::factors::mailer::{CodeMail, human_duration, mask_address};
+use crate::factors::totp;
 use jit_provider::SignedInSubject;
 
 use crate::state::{EmailCode, SignInState};
 
-/// The attribute Email OTP sends to.
-const EMAIL: &str = "email";
-
-impl<S: FlowStore + ?Sized> SignInEngine<S> {
+impl<S: EngineStore + ?Sized> SignInEngine<S> {
     /// Checks a TOTP code: the confirmation of an enrolment started in this
     /// step, or a code of the user's saved secret.
-    pub async fn totp(&self, flow_id: &str, csrf: &str, code: &str) -> Result<Next, FlowError> {
+    pub async fn totp(&self, flow_id: &str, csrf: &str, code: &str) -> Result<Next, SignInError> {
         let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::Totp)?;
@@ -84,11 +82,11 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     /// Sends an email code to the user's address, or a new one.
-    pub async fn send_email_otp(&self, flow_id: &str, csrf: &str) -> Result<Next, FlowError> {
+    pub async fn send_email_otp(&self, flow_id: &str, csrf: &str) -> Result<Next, SignInError> {
         let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::EmailOtp)?;
-        let address = self.email_address(user).await?.ok_or(FlowError::NoEmailAddress)?;
+        let address = self.email_address(user).await?.ok_or(SignInError::NoEmailAddress)?;
         let now = self.clock.now();
         let policy = &self.settings.email_otp;
         // Kept only if the code goes out: every refusal below returns
@@ -130,7 +128,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
             application: Some(application.name.clone()),
             valid_for: policy.lifetime,
         };
-        self.mailer.send_code(&address, code.as_str(), &mail).await.map_err(|e| FlowError::Mail(e.to_string()))?;
+        self.mailer.send_code(&address, code.as_str(), &mail).await.map_err(|e| SignInError::Mail(e.to_string()))?;
         tracing::info!(event = "email_otp_sent", user = %user.0, to = %mask_address(&address), "email code sent");
         let notice = format!(
             "We sent a code to {}. It is valid for {}.",
@@ -141,7 +139,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
     }
 
     /// Checks an email code.
-    pub async fn email_otp(&self, flow_id: &str, csrf: &str, code: &str) -> Result<Next, FlowError> {
+    pub async fn email_otp(&self, flow_id: &str, csrf: &str, code: &str) -> Result<Next, SignInError> {
         let mut state = self.load_checked(flow_id, csrf).await?;
         let application = self.application(&state).await?;
         let user = self.mfa_user(&state, current_step(&application, &state)?, &StepOption::EmailOtp)?;
@@ -190,7 +188,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// Creates the secret a user without TOTP enrols with in this step
     /// (kept in the sign-in until the user confirms it).
-    pub(super) async fn prepare_totp(&self, state: &mut SignInState, user: UserId) -> Result<(), FlowError> {
+    pub(super) async fn prepare_totp(&self, state: &mut SignInState, user: UserId) -> Result<(), SignInError> {
         let enrolling = state.step_state.totp_enrolment().is_some();
         if enrolling || self.store.totp(user).await?.is_some() {
             return Ok(());
@@ -205,7 +203,7 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
         &self,
         step: &Step,
         state: &SignInState,
-    ) -> Result<(Option<TotpView>, Option<EmailOtpView>), FlowError> {
+    ) -> Result<(Option<TotpView>, Option<EmailOtpView>), SignInError> {
         let Some(SignedInSubject::Local { user }) = &state.subject else { return Ok((None, None)) };
         let totp_view = if step.options.contains(&StepOption::Totp) {
             Some(match state.step_state.totp_enrolment() {
@@ -231,32 +229,32 @@ impl<S: FlowStore + ?Sized> SignInEngine<S> {
 
     /// The local user a second-factor option acts on, if the step offers
     /// `option`.
-    fn mfa_user(&self, state: &SignInState, step: &Step, option: &StepOption) -> Result<UserId, FlowError> {
+    fn mfa_user(&self, state: &SignInState, step: &Step, option: &StepOption) -> Result<UserId, SignInError> {
         if !step.options.contains(option) {
-            return Err(FlowError::NotOffered(option.to_string()));
+            return Err(SignInError::NotOffered(option.to_string()));
         }
         match &state.subject {
             Some(SignedInSubject::Local { user }) => Ok(*user),
-            Some(SignedInSubject::PassThrough { connection, .. }) => Err(FlowError::NeedsLocalAccount {
+            Some(SignedInSubject::PassThrough { connection, .. }) => Err(SignInError::NeedsLocalAccount {
                 step: state.step + 1,
                 option: option.to_string(),
                 connection: connection.to_string(),
             }),
-            None => Err(FlowError::InvalidFlow(format!("{option} needs a user that an earlier step identified"))),
+            None => Err(SignInError::InvalidFlow(format!("{option} needs a user that an earlier step identified"))),
         }
     }
 
-    async fn local_user(&self, user: UserId) -> Result<LocalUser, FlowError> {
-        self.store.user(user).await?.ok_or(FlowError::Expired)
+    async fn local_user(&self, user: UserId) -> Result<LocalUser, SignInError> {
+        self.store.user(user).await?.ok_or(SignInError::Expired)
     }
 
-    pub(super) async fn email_address(&self, user: UserId) -> Result<Option<String>, FlowError> {
+    pub(super) async fn email_address(&self, user: UserId) -> Result<Option<String>, SignInError> {
         let user = self.local_user(user).await?;
         Ok(user.attributes.get(EMAIL).and_then(|v| v.values().first().cloned()).filter(|a| !a.trim().is_empty()))
     }
 }
 
-fn enrol_view(secret: &TotpSecret, issuer: &str, account: &str) -> Result<TotpView, FlowError> {
+fn enrol_view(secret: &TotpSecret, issuer: &str, account: &str) -> Result<TotpView, SignInError> {
     let enrolment = totp::enrolment(secret, issuer, account)?;
     Ok(TotpView::Enrol { qr_data_url: enrolment.qr_data_url(), otpauth_uri: enrolment.uri.clone() })
 }
