@@ -3,14 +3,10 @@
 //! afterwards.
 
 use std::fmt;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database as SeaDatabase};
+use anyhow::{Result, bail};
+use jit_testkit::scratch::ScratchDatabase;
 use url::Url;
-
-/// How long connecting to the PostgreSQL server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The variables naming the PostgreSQL server, in the order they are read.
 pub const POSTGRES_URL_VARS: [&str; 2] = ["JIT_BENCH_POSTGRES_URL", "JIT_TEST_POSTGRES_URL"];
@@ -41,55 +37,38 @@ pub fn postgres_url_from_env() -> Option<(&'static str, String)> {
         .find_map(|&name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()).map(|value| (name, value)))
 }
 
-/// An empty database for one run; call [`Scratch::remove`] when done with it.
-pub enum Scratch {
-    /// A SQLite file in a temporary directory (deleted on drop).
-    Sqlite {
-        /// The directory holding the file.
-        dir: tempfile::TempDir,
-        /// `sqlite://<dir>/jit.sqlite?mode=rwc`.
-        url: String,
-    },
-    /// A database created on a PostgreSQL server.
-    Postgres {
-        /// The URL the server was named by (where `CREATE`/`DROP DATABASE` run).
-        server_url: String,
-        /// The created database's name.
-        name: String,
-        /// Its URL.
-        url: String,
-    },
-}
+/// An empty database for one run (`jit_testkit::scratch`); call
+/// [`Scratch::remove`] when done with it.
+pub struct Scratch(ScratchDatabase);
 
 impl Scratch {
     /// A SQLite file in a new temporary directory.
-    pub fn sqlite() -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("jit-bench-").tempdir().context("creating a temporary directory")?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
-        Ok(Self::Sqlite { dir, url })
+    pub async fn sqlite() -> Result<Self> {
+        ScratchDatabase::create(None, "jit_b_").await.map(Self).map_err(anyhow::Error::msg)
     }
 
     /// Creates database `jit_b_<random>` on the server `server_url` names (connecting to
     /// the database in that URL to run `CREATE DATABASE`).
     pub async fn postgres(server_url: &str) -> Result<Self> {
-        let name = format!("jit_b_{}", uuid::Uuid::new_v4().simple());
-        let url = with_database(server_url, &name)?;
-        execute(server_url, &format!("CREATE DATABASE \"{name}\"")).await?;
-        Ok(Self::Postgres { server_url: server_url.to_owned(), name, url })
+        if !server_url.starts_with("postgres://") && !server_url.starts_with("postgresql://") {
+            bail!("{} is not a postgres:// URL", redact(server_url));
+        }
+        ScratchDatabase::create(Some(server_url), "jit_b_")
+            .await
+            .map(Self)
+            .map_err(|e| anyhow::anyhow!("at {}: {e}", redact(server_url)))
     }
 
     /// The URL jit gets.
     pub fn url(&self) -> &str {
-        match self {
-            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
-        }
+        &self.0.url
     }
 
     /// Where it is, without any password, for the report.
     pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite { dir, .. } => format!("SQLite file in {}", dir.path().display()),
-            Self::Postgres { url, .. } => format!("PostgreSQL database {}", redact(url)),
+        match self.0.dir() {
+            Some(dir) => format!("SQLite file in {}", dir.display()),
+            None => format!("PostgreSQL database {}", redact(&self.0.url)),
         }
     }
 
@@ -98,42 +77,13 @@ impl Scratch {
     /// `postgres: <cluster>: <user> <database> <client> <state>`. None for SQLite, which
     /// runs inside jit.
     pub fn server_processes(&self) -> Option<String> {
-        match self {
-            Self::Sqlite { .. } => None,
-            Self::Postgres { name, .. } => Some(format!(" {name} ")),
-        }
+        self.0.name().map(|name| format!(" {name} "))
     }
 
     /// Deletes it (jit must have stopped).
     pub async fn remove(self) -> Result<()> {
-        match self {
-            Self::Sqlite { dir, .. } => dir.close().context("removing the SQLite directory"),
-            Self::Postgres { server_url, name, .. } => {
-                execute(&server_url, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
-            }
-        }
+        self.0.remove().await.map_err(anyhow::Error::msg)
     }
-}
-
-/// Runs one statement on the database `url` names.
-async fn execute(url: &str, sql: &str) -> Result<()> {
-    let mut options = ConnectOptions::new(url);
-    options.max_connections(1).connect_timeout(CONNECT_TIMEOUT).acquire_timeout(CONNECT_TIMEOUT).sqlx_logging(false);
-    let connection =
-        SeaDatabase::connect(options).await.with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
-    let result = connection.execute_unprepared(sql).await.with_context(|| format!("{sql} at {}", redact(url)));
-    let _ = connection.close().await;
-    result.map(drop)
-}
-
-/// `url` naming database `name` instead, query kept.
-pub fn with_database(url: &str, name: &str) -> Result<String> {
-    let mut parsed = Url::parse(url).with_context(|| format!("{} is not a URL", redact(url)))?;
-    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-        bail!("{} is not a postgres:// URL", redact(url));
-    }
-    parsed.set_path(&format!("/{name}"));
-    Ok(parsed.to_string())
 }
 
 /// `url` without its password.
@@ -154,33 +104,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_another_database_on_the_same_server() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/jit_ci?sslmode=disable", "jit_b_1").unwrap(),
-            "postgres://postgres@127.0.0.1:5432/jit_b_1?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "x").unwrap(), "postgres://u@h/x");
-        assert!(with_database("mysql://root@h/db", "x").is_err());
-        assert!(with_database("not a url", "x").is_err());
-    }
-
-    #[test]
     fn redacts_passwords() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("::"), "<not a URL>");
     }
 
-    #[test]
-    fn sqlite_scratch_files_live_in_a_temporary_directory() {
-        let scratch = Scratch::sqlite().unwrap();
+    #[tokio::test]
+    async fn sqlite_scratch_files_live_in_a_temporary_directory() {
+        let scratch = Scratch::sqlite().await.unwrap();
         assert!(scratch.url().starts_with("sqlite://") && scratch.url().ends_with("/jit.sqlite?mode=rwc"));
-        let dir = match &scratch {
-            Scratch::Sqlite { dir, .. } => dir.path().to_owned(),
-            Scratch::Postgres { .. } => unreachable!(),
-        };
+        let dir = scratch.0.dir().unwrap().to_owned();
         assert!(dir.is_dir());
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(scratch.remove()).unwrap();
+        scratch.remove().await.unwrap();
         assert!(!dir.exists());
     }
 }

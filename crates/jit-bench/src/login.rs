@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jit_testkit::authorize::AuthorizationRequest;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// Most redirects one login may take (jit → IdP → jit → application is three).
@@ -52,21 +52,15 @@ pub fn client() -> Result<reqwest::Client> {
 /// One complete login with a fresh cookie jar. Fails on anything but an ID token for this
 /// login's nonce.
 pub async fn login(client: &reqwest::Client, target: &Target) -> Result<SignedIn> {
-    let state = random_value();
-    let nonce = random_value();
-    let verifier = format!("{}{}", random_value(), random_value());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let mut url = Url::parse(&format!("{}/oauth2/authorize", target.jit_url)).context("jit's URL")?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &target.client_id)
-        .append_pair("redirect_uri", &target.redirect_uri)
-        .append_pair("scope", "openid email profile")
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("fidp", &target.connection);
+    let request = AuthorizationRequest::new(
+        &target.jit_url,
+        &target.client_id,
+        &target.redirect_uri,
+        "openid email profile",
+        Some(&target.connection),
+    );
+    let AuthorizationRequest { url, state, nonce, verifier } = request;
+    let url = Url::parse(&url).context("the authorization URL")?;
 
     let callback = follow_to_application(client, target, url).await?;
     let param = |name: &str| callback.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned());
@@ -183,10 +177,6 @@ pub fn jwt_payload(jwt: &str) -> Result<Value> {
 }
 
 /// 32 random hexadecimal characters.
-fn random_value() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// A URL without its query (which holds codes and states).
 fn without_query(url: &Url) -> String {
     let mut url = url.clone();
@@ -235,12 +225,5 @@ mod tests {
     fn excerpts_are_short_and_on_one_line() {
         assert_eq!(excerpt("a\n  b"), "a b");
         assert_eq!(excerpt(&"x".repeat(500)).chars().count(), 201);
-    }
-
-    #[test]
-    fn verifiers_are_valid_pkce_values() {
-        let verifier = format!("{}{}", random_value(), random_value());
-        assert_eq!(verifier.len(), 64);
-        assert!(verifier.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

@@ -145,7 +145,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
     let mut idp_calls: Vec<(Backend, Counters)> = Vec::new();
     for &backend in &backends {
         let scratch = match (backend, &postgres) {
-            (Backend::Sqlite, _) => Scratch::sqlite(),
+            (Backend::Sqlite, _) => Scratch::sqlite().await,
             (Backend::Postgres, Some((_, url))) => Scratch::postgres(url).await,
             (Backend::Postgres, None) => {
                 let reason = format!("neither {} is set", POSTGRES_URL_VARS.join(" nor "));

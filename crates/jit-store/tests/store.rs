@@ -12,7 +12,8 @@ use jit_domain::ports::*;
 use jit_domain::prelude::*;
 use jit_domain::schema::USERNAME;
 use jit_store::{SealingKeys, Store};
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use jit_testkit::scratch::ScratchDatabase;
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -23,8 +24,7 @@ struct TestDb {
     store: Store,
     url: String,
     key: String,
-    cleanup: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
+    scratch: ScratchDatabase,
 }
 
 impl TestDb {
@@ -33,36 +33,19 @@ impl TestDb {
     }
 
     async fn with_schema(schema: AttributeSchema) -> Self {
-        let (url, cleanup, dir) = match std::env::var("JIT_STORE_TEST_URL").ok().filter(|u| !u.is_empty()) {
-            None => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
-                (url, None, Some(dir))
-            }
-            Some(server) => {
-                let name = format!("jit_t_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(&server).await.expect("connect to the test server");
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-                admin.close().await.unwrap();
-                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
-                (format!("{base}/{name}"), Some((server.clone(), name)), None)
-            }
-        };
+        let scratch = ScratchDatabase::for_tests().await;
+        let url = scratch.url.clone();
         let key = SealingKeys::generate_encoded().unwrap();
         let store = Store::connect(&url, schema, SealingKeys::from_encoded(&[&key]).unwrap()).await.unwrap();
         store.migrate().await.unwrap();
         store.prepare_secrets().await.unwrap();
-        Self { store, url, key, cleanup, _dir: dir }
+        Self { store, url, key, scratch }
     }
 
     async fn finish(self) {
-        let Self { store, cleanup, _dir, .. } = self;
+        let Self { store, scratch, .. } = self;
         store.database().clone().close().await.unwrap();
-        if let Some((server, name)) = cleanup {
-            let admin = Database::connect(&server).await.unwrap();
-            let force = if admin.get_database_backend() == DbBackend::Postgres { " WITH (FORCE)" } else { "" };
-            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}")).await.unwrap();
-        }
+        scratch.remove().await.unwrap();
     }
 
     async fn count(&self, table: &str) -> i64 {

@@ -39,8 +39,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
+pub mod authorize;
 pub mod harness;
 mod keys;
+pub mod scratch;
 mod server;
 
 use keys::SigningKey;

@@ -23,7 +23,7 @@ const UNKNOWN_STATE: &str = "does not match a sign-in in progress";
 /// The values of a sign-in that no page may echo: both client secrets, the
 /// application's PKCE verifier, and what the trail shows of the federated
 /// leg (the IdP's code, the states, jit's nonce and PKCE challenge).
-fn secrets_of(rig: &Rig, trail: &Trail, request: &AuthRequest) -> Vec<String> {
+fn secrets_of(rig: &Rig, trail: &Trail, request: &AuthorizationRequest) -> Vec<String> {
     let mut secrets = vec![rig.idp.config().client_secret.clone(), rig.client_secret.clone(), request.verifier.clone()];
     if let Some(callback) = trail.visited_starting_with(&format!("{}/federation/", rig.jit_url)) {
         secrets.extend(query_param(callback, "code"));

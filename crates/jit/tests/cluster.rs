@@ -29,12 +29,12 @@ struct Cluster {
     idp: TestIdp,
     // Processes stop before the database is dropped (fields drop in order).
     _procs: Vec<Proc>,
-    db: TestDatabase,
+    db: ScratchDatabase,
 }
 
 impl Cluster {
     async fn start() -> Self {
-        let db = TestDatabase::new();
+        let db = ScratchDatabase::for_tests().await;
         let (a_port, b_port, app_port) = (free_port(), free_port(), free_port());
         let a = format!("http://127.0.0.1:{a_port}");
         let b = format!("http://127.0.0.1:{b_port}");

@@ -280,7 +280,7 @@ fn code_of_mail(mail: &Value, to: &str) -> String {
 
 /// Signs in with a password and asks for a code: the page with the code
 /// form.
-async fn send_code(rig: &Rig, smtp: &SmtpListener, username: &str) -> (AuthRequest, Page) {
+async fn send_code(rig: &Rig, smtp: &SmtpListener, username: &str) -> (AuthorizationRequest, Page) {
     let (request, trail) = rig.password_sign_in(username, PASSWORD).await;
     let page = trail.page();
     assert_eq!(page.status, 200, "{}", page.body);

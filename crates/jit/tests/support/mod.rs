@@ -126,120 +126,11 @@ impl World {
 // ---------------------------------------------------------------------------
 // Databases
 
-/// The database of one scenario: a fresh `jit_t_<unique>` database on the
+/// The database of one scenario: a fresh `jit_t_<random>` database on the
 /// server `JIT_STORE_TEST_URL` names (a `postgres://` or `mysql://` URL, as
 /// for the store suite), dropped at the end; else a SQLite file in a
 /// temporary directory. Several `jit serve` processes may share it.
-///
-/// Databases are created and dropped with the servers' command-line clients
-/// (`psql`; `mariadb` or `mysql`), which CI installs with the servers.
-pub struct TestDatabase {
-    /// What `jit serve` connects to.
-    pub url: String,
-    /// The server and the database to drop at the end.
-    cleanup: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDatabase {
-    /// A fresh database; see the type's docs.
-    pub fn new() -> Self {
-        match std::env::var("JIT_STORE_TEST_URL").ok().filter(|url| !url.trim().is_empty()) {
-            None => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
-                Self { url, cleanup: None, _dir: Some(dir) }
-            }
-            Some(server) => {
-                let name = unique("jit_t_");
-                server_sql(&server, &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| panic!("{e}"));
-                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
-                Self { url: format!("{base}/{name}"), cleanup: Some((server.clone(), name)), _dir: None }
-            }
-        }
-    }
-
-    /// The backend, for messages: `sqlite`, `postgres` or `mysql`.
-    pub fn backend(&self) -> &'static str {
-        backend_of(&self.url).unwrap_or("sqlite")
-    }
-}
-
-impl Default for TestDatabase {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Some((server, name)) = self.cleanup.take() {
-            let force = if backend_of(&server) == Some("postgres") { " WITH (FORCE)" } else { "" };
-            if let Err(error) = server_sql(&server, &format!("DROP DATABASE IF EXISTS {name}{force}")) {
-                eprintln!("could not drop the test database {name}: {error}");
-            }
-        }
-    }
-}
-
-fn backend_of(url: &str) -> Option<&'static str> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Some("postgres")
-    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        Some("mysql")
-    } else {
-        None
-    }
-}
-
-/// Runs one SQL statement on the database server of `server_url` with its
-/// command-line client.
-fn server_sql(server_url: &str, sql: &str) -> Result<(), String> {
-    use std::process::Command;
-    let mut command = match backend_of(server_url) {
-        Some("postgres") => {
-            let mut command = Command::new("psql");
-            command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", server_url, "-c", sql]);
-            command.env("PGCONNECT_TIMEOUT", "10").env("PGOPTIONS", "-c client_min_messages=warning");
-            command
-        }
-        Some(_) => {
-            let url = url::Url::parse(server_url).map_err(|e| format!("JIT_STORE_TEST_URL is not a URL: {e}"))?;
-            let client = ["mariadb", "mysql"]
-                .into_iter()
-                .find(|client| Command::new(client).arg("--version").output().is_ok_and(|o| o.status.success()))
-                .ok_or("neither the `mariadb` nor the `mysql` client is installed")?;
-            let mut command = Command::new(client);
-            command
-                .args(["--protocol=TCP", "--connect-timeout=10", "-h"])
-                .arg(url.host_str().unwrap_or("127.0.0.1"))
-                .arg("-P")
-                .arg(url.port().unwrap_or(3306).to_string())
-                .arg("-u")
-                .arg(decode(url.username()))
-                .args(["-e", sql]);
-            if let Some(password) = url.password() {
-                command.env("MYSQL_PWD", decode(password));
-            }
-            command
-        }
-        None => return Err(format!("JIT_STORE_TEST_URL must be a postgres:// or mysql:// URL, not {server_url:?}")),
-    };
-    let program = command.get_program().to_string_lossy().into_owned();
-    let output = command.output().map_err(|e| format!("cannot run `{program}` (is the client installed?): {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{program}` failed on {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim()))
-    }
-}
-
-fn decode(component: &str) -> String {
-    url::form_urlencoded::parse(format!("v={}", component.replace('+', "%2B")).as_bytes())
-        .map(|(_, v)| v.into_owned())
-        .next()
-        .unwrap_or_default()
-}
+pub use jit_testkit::scratch::ScratchDatabase;
 
 /// `prefix` followed by something no other call in any process returns.
 pub fn unique(prefix: &str) -> String {
@@ -359,17 +250,7 @@ pub fn jit_on() -> Value {
 }
 
 /// One authorization request of the rig's application.
-#[derive(Clone, Debug)]
-pub struct AuthRequest {
-    /// `<jit>/oauth2/authorize?...`.
-    pub url: String,
-    /// Its `state`.
-    pub state: String,
-    /// Its `nonce`.
-    pub nonce: String,
-    /// The PKCE verifier of its `code_challenge`.
-    pub verifier: String,
-}
+pub use jit_testkit::authorize::AuthorizationRequest;
 
 /// `jit serve` (its own database) with connection `corp` to an in-process
 /// [`jit_testkit::TestIdp`] and an application `demo` whose flow offers
@@ -384,7 +265,7 @@ pub struct Rig {
     pub redirect_uri: String,
     pub browser: Browser,
     _jit: Proc,
-    _db: TestDatabase,
+    _db: ScratchDatabase,
 }
 
 impl Rig {
@@ -395,7 +276,7 @@ impl Rig {
 
     /// A rig whose `jit serve` gets the extra environment `env`.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::new();
+        let db = ScratchDatabase::for_tests().await;
         let jit_port = free_port();
         let jit_url = format!("http://127.0.0.1:{jit_port}");
         let idp = jit_testkit::TestIdp::start(jit_testkit::TestIdpConfig {
@@ -436,23 +317,8 @@ impl Rig {
 
     /// A new authorization request (code flow, PKCE S256), through
     /// connection `fidp` if given.
-    pub fn authorization(&self, fidp: Option<&str>) -> AuthRequest {
-        let verifier = format!("{:-<64}", unique("verifier-"));
-        let (state, nonce) = (unique("state-"), unique("nonce-"));
-        let mut url = reqwest::Url::parse(&format!("{}/oauth2/authorize", self.jit_url)).unwrap();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", "openid profile email")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &pkce_challenge(&verifier))
-            .append_pair("code_challenge_method", "S256");
-        if let Some(fidp) = fidp {
-            url.query_pairs_mut().append_pair("fidp", fidp);
-        }
-        AuthRequest { url: url.to_string(), state, nonce, verifier }
+    pub fn authorization(&self, fidp: Option<&str>) -> AuthorizationRequest {
+        AuthorizationRequest::new(&self.jit_url, &self.client_id, &self.redirect_uri, "openid profile email", fidp)
     }
 
     /// Walks from `url` until a page, or until the redirect back to the
@@ -478,14 +344,14 @@ impl Rig {
 
     /// A whole sign-in through `corp`: the request and the trail (ending
     /// at the redirect back to the application, or on an error page).
-    pub async fn federated_sign_in(&self) -> (AuthRequest, Trail) {
+    pub async fn federated_sign_in(&self) -> (AuthorizationRequest, Trail) {
         let request = self.authorization(Some("corp"));
         let trail = self.walk(&request.url).await;
         (request, trail)
     }
 
     /// The code of a successful sign-in's redirect back to the application.
-    pub fn code(&self, request: &AuthRequest, trail: &Trail) -> String {
+    pub fn code(&self, request: &AuthorizationRequest, trail: &Trail) -> String {
         let back = trail.stopped_at();
         assert!(back.starts_with(&self.redirect_uri), "not back at the application: {back}");
         assert_eq!(query_param(back, "state").as_deref(), Some(request.state.as_str()));
@@ -596,7 +462,7 @@ impl Rig {
     /// Starts a sign-in without `fidp` and signs in with a password at
     /// step 1: the request and where it went (the next step's page, or the
     /// redirect back to the application).
-    pub async fn password_sign_in(&self, username: &str, password: &str) -> (AuthRequest, Trail) {
+    pub async fn password_sign_in(&self, username: &str, password: &str) -> (AuthorizationRequest, Trail) {
         let request = self.authorization(None);
         let trail = self.walk(&request.url).await;
         let page = trail.page();
@@ -607,7 +473,7 @@ impl Rig {
 
     /// Exchanges the code of a successful sign-in for tokens (asserting
     /// success) and returns the token response and the ID token's claims.
-    pub async fn tokens(&self, request: &AuthRequest, trail: &Trail) -> (Value, Value) {
+    pub async fn tokens(&self, request: &AuthorizationRequest, trail: &Trail) -> (Value, Value) {
         let code = self.code(request, trail);
         let (status, _, body) = self.token(&code, &request.verifier, &self.client_secret.clone()).await;
         assert_eq!(status, 200, "token request: {body}");
