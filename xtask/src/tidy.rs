@@ -131,3 +131,29 @@ fn every_workspace_dependency_is_used() {
     let unused: Vec<&&str> = declared.iter().filter(|name| !used.contains(**name)).collect();
     assert!(unused.is_empty(), "declared in [workspace.dependencies] but used by no crate: {unused:?}");
 }
+
+/// HTTP servers and databases: only `jit-server` speaks HTTP to browsers
+/// and applications, only `jit-store` speaks SQL.
+const HTTP_SERVER_OR_DATABASE: &[&str] =
+    &["axum", "axum-extra", "hyper", "hyper-util", "tower", "tower-http", "sea-orm", "sea-orm-migration", "sqlx"];
+
+#[test]
+fn the_layers_below_http_know_no_http_server_or_database() {
+    let all = dependencies(&metadata());
+    for krate in ["jit-domain", "jit-primitives", "jit-script", "jit-idp", "jit-provider", "jit-flow"] {
+        let found: Vec<&String> = all[krate].iter().filter(|d| HTTP_SERVER_OR_DATABASE.contains(&d.as_str())).collect();
+        assert!(found.is_empty(), "{krate} depends on {found:?}");
+    }
+}
+
+#[test]
+fn every_crate_has_its_section_in_the_map() {
+    let root = crate::workspace_root().unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+    let missing: Vec<String> = dependencies(&metadata())
+        .into_keys()
+        .filter(|name| name != "xtask")
+        .filter(|name| !doc.contains(&format!("### `crates/{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "docs/ARCHITECTURE.md has no section for {missing:?}");
+}
