@@ -16,28 +16,54 @@ pub const EMAIL_CLAIM: &str = "email";
 /// Longest claim name accepted.
 pub const MAX_CLAIM_NAME_LEN: usize = 256;
 
-/// Claims mapped when a connection configures nothing: the OpenID Connect
-/// standard claims onto the attributes of the same name, and
-/// `preferred_username` onto `username`.
-const STANDARD_MAPPINGS: &[(&str, &str)] = &[
-    ("preferred_username", USERNAME),
-    ("email", EMAIL),
-    ("name", "name"),
-    ("given_name", "given_name"),
-    ("family_name", "family_name"),
-    ("middle_name", "middle_name"),
-    ("nickname", "nickname"),
-    ("profile", "profile"),
-    ("picture", "picture"),
-    ("website", "website"),
-    ("gender", "gender"),
-    ("birthdate", "birthdate"),
-    ("zoneinfo", "zoneinfo"),
-    ("locale", "locale"),
-    ("phone_number", "phone_number"),
-    ("groups", "groups"),
-    ("roles", "roles"),
+/// An OpenID Connect standard claim (Core §5.1) as jit knows it: the local
+/// attribute it maps onto when a connection configures nothing, and the
+/// scope that releases it in our tokens (`None`: always released).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StandardClaim {
+    /// The claim's name.
+    pub claim: &'static str,
+    /// The local attribute of that name, or `username` for
+    /// `preferred_username`; `None` for a claim that is no attribute
+    /// (`email_verified`, `phone_number_verified`).
+    pub attribute: Option<&'static str>,
+    /// The scope that releases it.
+    pub scope: Option<&'static str>,
+}
+
+const fn claim(claim: &'static str, attribute: &'static str, scope: &'static str) -> StandardClaim {
+    StandardClaim { claim, attribute: Some(attribute), scope: Some(scope) }
+}
+
+/// Every standard claim: the one table that the default claim mapping, the
+/// standard attribute schema and the claims released per scope come from.
+pub const STANDARD_CLAIMS: &[StandardClaim] = &[
+    claim("preferred_username", USERNAME, "profile"),
+    claim("name", "name", "profile"),
+    claim("given_name", "given_name", "profile"),
+    claim("family_name", "family_name", "profile"),
+    claim("middle_name", "middle_name", "profile"),
+    claim("nickname", "nickname", "profile"),
+    claim("profile", "profile", "profile"),
+    claim("picture", "picture", "profile"),
+    claim("website", "website", "profile"),
+    claim("gender", "gender", "profile"),
+    claim("birthdate", "birthdate", "profile"),
+    claim("zoneinfo", "zoneinfo", "profile"),
+    claim("locale", "locale", "profile"),
+    claim(EMAIL_CLAIM, EMAIL, "email"),
+    StandardClaim { claim: EMAIL_VERIFIED_CLAIM, attribute: None, scope: Some("email") },
+    claim("phone_number", "phone_number", "phone"),
+    StandardClaim { claim: "phone_number_verified", attribute: None, scope: Some("phone") },
+    StandardClaim { claim: "groups", attribute: Some("groups"), scope: None },
+    StandardClaim { claim: "roles", attribute: Some("roles"), scope: None },
 ];
+
+/// The scope that releases `claim`, if a scope does (standard claims only;
+/// every other claim is always released).
+pub fn scope_of(claim: &str) -> Option<&'static str> {
+    STANDARD_CLAIMS.iter().find(|standard| standard.claim == claim).and_then(|standard| standard.scope)
+}
 
 /// The result of mapping an IdP's claims.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,9 +84,10 @@ pub struct ClaimMapping {
 impl ClaimMapping {
     /// The standard OpenID Connect mapping.
     pub fn standard() -> Self {
-        let entries = STANDARD_MAPPINGS
+        let entries = STANDARD_CLAIMS
             .iter()
-            .map(|(claim, attribute)| ((*claim).to_owned(), AttributeName::known(attribute)))
+            .filter_map(|standard| standard.attribute.map(|attribute| (standard.claim.to_owned(), attribute)))
+            .map(|(claim, attribute)| (claim, AttributeName::known(attribute)))
             .collect();
         Self { entries }
     }

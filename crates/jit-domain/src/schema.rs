@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{AttributeName, AttributeValue, Attributes, Normalization};
+use crate::claims::STANDARD_CLAIMS;
 use crate::error::ConfigError;
 
 /// The attribute that holds a local account's login name.
@@ -101,23 +102,10 @@ impl AttributeSchema {
     /// case-insensitive; `groups` and `roles` are multi-valued; the other
     /// OpenID Connect profile claims are plain single values.
     pub fn standard() -> Self {
-        let plain = [
-            "name",
-            "given_name",
-            "family_name",
-            "middle_name",
-            "nickname",
-            "profile",
-            "picture",
-            "website",
-            "gender",
-            "birthdate",
-            "zoneinfo",
-            "locale",
-            "phone_number",
-        ];
+        let special = [USERNAME, EMAIL, "groups", "roles"];
+        let plain = STANDARD_CLAIMS.iter().filter_map(|c| c.attribute).filter(|a| !special.contains(a));
         let mut definitions: BTreeMap<AttributeName, AttributeDefinition> =
-            plain.into_iter().map(AttributeDefinition::standard).map(|d| (d.name.clone(), d)).collect();
+            plain.map(AttributeDefinition::standard).map(|d| (d.name.clone(), d)).collect();
         for name in [USERNAME, EMAIL] {
             let definition = AttributeDefinition {
                 unique: true,

@@ -1,40 +1,16 @@
 //! The claims we assert about a signed-in subject, filtered by scope.
 
 use jit_domain::attribute::{AttributeValue, Attributes};
-use jit_domain::claims::EMAIL_VERIFIED_CLAIM;
+use jit_domain::claims::{EMAIL_VERIFIED_CLAIM, STANDARD_CLAIMS, scope_of};
 use jit_domain::connection::ConnectionName;
 use jit_domain::schema::{EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, Subject};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-/// Claims released by each standard scope; claims of attributes outside
-/// these lists (groups, roles, declared attributes) are always released.
-const SCOPED_CLAIMS: &[(&str, &[&str])] = &[
-    (
-        "profile",
-        &[
-            "name",
-            "family_name",
-            "given_name",
-            "middle_name",
-            "nickname",
-            "preferred_username",
-            "profile",
-            "picture",
-            "website",
-            "gender",
-            "birthdate",
-            "zoneinfo",
-            "locale",
-        ],
-    ),
-    ("email", &["email", "email_verified"]),
-    ("phone", &["phone_number", "phone_number_verified"]),
-];
-
-/// The scopes we grant: `openid` and those of [`SCOPED_CLAIMS`]. Others
-/// are ignored (not granted, not echoed back).
+/// The scopes we grant: `openid` and those that release standard claims
+/// ([`STANDARD_CLAIMS`]). Others are ignored (not granted, not echoed
+/// back).
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone"];
 
 /// Claims of the protocol itself, in every ID token (`sub` also at
@@ -42,10 +18,9 @@ pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "phone"];
 const PROTOCOL_CLAIMS: &[&str] = &["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr"];
 
 /// Every claim we may assert, for discovery's `claims_supported`: those of
-/// the protocol, those of the standard scopes, and `groups` and `roles`.
+/// the protocol and the standard ones (`groups` and `roles` among them).
 pub fn claims_supported() -> Vec<&'static str> {
-    let scoped = SCOPED_CLAIMS.iter().flat_map(|(_, claims)| claims.iter().copied());
-    PROTOCOL_CLAIMS.iter().copied().chain(scoped).chain(["groups", "roles"]).collect()
+    PROTOCOL_CLAIMS.iter().copied().chain(STANDARD_CLAIMS.iter().map(|standard| standard.claim)).collect()
 }
 
 /// The requested scopes we grant, in request order, each once.
@@ -116,11 +91,10 @@ fn claim_name(attribute: &str) -> String {
     if attribute == USERNAME { "preferred_username".into() } else { attribute.into() }
 }
 
+/// Whether `scopes` release `claim`: a standard claim with its scope, any
+/// other claim (groups, roles, declared attributes) always.
 fn released(claim: &str, scopes: &[&str]) -> bool {
-    match SCOPED_CLAIMS.iter().find(|(_, claims)| claims.contains(&claim)) {
-        Some((scope, _)) => scopes.contains(scope),
-        None => true,
-    }
+    scope_of(claim).is_none_or(|scope| scopes.contains(&scope))
 }
 
 #[cfg(test)]
@@ -154,7 +128,7 @@ mod tests {
     fn only_supported_scopes_are_granted() {
         assert_eq!(granted_scopes("openid email"), "openid email");
         assert_eq!(granted_scopes("openid  admin email openid <script>"), "openid email");
-        assert!(SCOPED_CLAIMS.iter().all(|(scope, _)| SUPPORTED_SCOPES.contains(scope)));
+        assert!(STANDARD_CLAIMS.iter().filter_map(|c| c.scope).all(|scope| SUPPORTED_SCOPES.contains(&scope)));
     }
 
     #[test]
