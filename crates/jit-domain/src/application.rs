@@ -28,14 +28,80 @@ pub struct Application {
     /// itself is shown once and never stored.
     pub client_secret_hash: Option<String>,
     /// Redirect URIs, matched exactly.
-    pub redirect_uris: Vec<String>,
+    pub redirect_uris: Vec<RedirectUri>,
     /// Whether the client is public (no secret; PKCE required).
     pub public: bool,
     /// How its users sign in.
     pub sign_in: SignInFlow,
 }
 
+/// A redirect URI that may be registered: valid by construction
+/// ([`RedirectUri::parse`] applies [`check_redirect_uri`], also when read
+/// back from storage), and matched exactly ([`RedirectUri::matches`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    /// `uri`, if it may be registered.
+    pub fn parse(uri: &str) -> Result<Self, ConfigError> {
+        check_redirect_uri(uri)?;
+        Ok(Self(uri.to_owned()))
+    }
+
+    /// The URI as registered.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is this URI: simple string comparison (RFC 6749
+    /// §3.1.2.3, OpenID Connect Core §3.1.2.1), no normalisation, no
+    /// prefix or pattern matching.
+    pub fn matches(&self, candidate: &str) -> bool {
+        self.0 == candidate
+    }
+}
+
+impl TryFrom<String> for RedirectUri {
+    type Error = ConfigError;
+
+    fn try_from(uri: String) -> Result<Self, Self::Error> {
+        check_redirect_uri(&uri)?;
+        Ok(Self(uri))
+    }
+}
+
+impl From<RedirectUri> for String {
+    fn from(uri: RedirectUri) -> Self {
+        uri.0
+    }
+}
+
+impl std::fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Application {
+    /// Checks the application's own rules: its name ([`Self::checked_name`]
+    /// would keep it as is) and 1 to [`MAX_REDIRECT_URIS`] distinct
+    /// redirect URIs (each valid by its type). The sign-in flow is checked
+    /// with the connections it names (`SignInFlow::validate`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if Self::checked_name(&self.name)? != self.name {
+            return Err(ConfigError::InvalidApplicationName);
+        }
+        let distinct: std::collections::BTreeSet<&RedirectUri> = self.redirect_uris.iter().collect();
+        if self.redirect_uris.is_empty()
+            || self.redirect_uris.len() > MAX_REDIRECT_URIS
+            || distinct.len() != self.redirect_uris.len()
+        {
+            return Err(ConfigError::RedirectUriCount);
+        }
+        Ok(())
+    }
+
     /// The name to store: trimmed, 1 to [`MAX_NAME_LEN`] printable
     /// characters.
     pub fn checked_name(name: &str) -> Result<String, ConfigError> {
@@ -47,17 +113,19 @@ impl Application {
     }
 
     /// The redirect URIs to store: 1 to [`MAX_REDIRECT_URIS`], each valid
-    /// ([`check_redirect_uri`]), repeats dropped (first kept).
-    pub fn checked_redirect_uris(mut uris: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    /// ([`RedirectUri::parse`]), repeats dropped (first kept).
+    pub fn checked_redirect_uris(uris: Vec<String>) -> Result<Vec<RedirectUri>, ConfigError> {
         if uris.is_empty() || uris.len() > MAX_REDIRECT_URIS {
             return Err(ConfigError::RedirectUriCount);
         }
-        for uri in &uris {
-            check_redirect_uri(uri)?;
+        let mut checked: Vec<RedirectUri> = Vec::with_capacity(uris.len());
+        for uri in uris {
+            let uri = RedirectUri::try_from(uri)?;
+            if !checked.contains(&uri) {
+                checked.push(uri);
+            }
         }
-        let mut seen = std::collections::BTreeSet::new();
-        uris.retain(|uri| seen.insert(uri.clone()));
-        Ok(uris)
+        Ok(checked)
     }
 }
 
@@ -135,5 +203,37 @@ mod tests {
         let uris = vec!["https://a.example/cb".to_owned(), "https://a.example/cb".to_owned()];
         assert_eq!(Application::checked_redirect_uris(uris).unwrap().len(), 1, "repeats dropped");
         assert_eq!(Application::checked_redirect_uris(Vec::new()), Err(ConfigError::RedirectUriCount));
+    }
+
+    #[test]
+    fn a_redirect_uri_is_valid_by_construction_and_matched_exactly() {
+        let uri = RedirectUri::parse("https://app.example/cb").unwrap();
+        assert!(uri.matches("https://app.example/cb"));
+        assert!(!uri.matches("https://app.example/cb/") && !uri.matches("https://APP.example/cb"));
+        assert!(!uri.matches("https://app.example/cb?x=1"));
+        // Read back from storage, the rules hold too.
+        let stored: Result<RedirectUri, _> = serde_json::from_value(serde_json::json!("javascript:alert(1)"));
+        assert!(stored.is_err());
+        assert_eq!(serde_json::to_value(&uri).unwrap(), serde_json::json!("https://app.example/cb"));
+    }
+
+    #[test]
+    fn an_application_validates_its_own_rules() {
+        let uri = RedirectUri::parse("https://app.example/cb").unwrap();
+        let app = Application {
+            name: "Demo".into(),
+            client_id: "demo".into(),
+            client_secret_hash: None,
+            redirect_uris: vec![uri.clone()],
+            public: true,
+            sign_in: SignInFlow::default(),
+        };
+        assert_eq!(app.validate(), Ok(()));
+        let padded = Application { name: " Demo".into(), ..app.clone() };
+        assert_eq!(padded.validate(), Err(ConfigError::InvalidApplicationName));
+        let twice = Application { redirect_uris: vec![uri.clone(), uri], ..app.clone() };
+        assert_eq!(twice.validate(), Err(ConfigError::RedirectUriCount));
+        let none = Application { redirect_uris: Vec::new(), ..app };
+        assert_eq!(none.validate(), Err(ConfigError::RedirectUriCount));
     }
 }

@@ -52,7 +52,7 @@ pub mod user;
 
 /// The names most users of the crate need.
 pub mod prelude {
-    pub use crate::application::Application;
+    pub use crate::application::{Application, RedirectUri};
     pub use crate::attribute::{AttributeName, AttributeValue, Attributes, Normalization};
     pub use crate::audit::{AuditAction, AuditEvent, AuditFilter};
     pub use crate::claims::{ClaimMapping, MappedClaims};

@@ -122,7 +122,7 @@ impl AuthorizationRequest {
         let page = |message: &str| AuthorizeError::Page(message.into());
         let application = application.ok_or_else(|| page("No application is registered with this client_id."))?;
         let redirect_uri = self.get("redirect_uri").ok_or_else(|| page("The request has no redirect_uri."))?;
-        if !application.redirect_uris.iter().any(|registered| registered == redirect_uri) {
+        if !application.redirect_uris.iter().any(|registered| registered.matches(redirect_uri)) {
             return Err(page("The redirect_uri is not registered for this application (it must match exactly)."));
         }
         let state = self.get("state").map(str::to_owned);

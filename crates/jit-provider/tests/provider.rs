@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use jit_domain::application::Application;
+use jit_domain::application::{Application, RedirectUri};
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::{SignInFlow, Step, StepOption};
 use jit_domain::ports::{ApplicationStore, ExpiringRecordStore};
@@ -44,7 +44,7 @@ impl Bench {
                 name: client_id.into(),
                 client_id: client_id.into(),
                 client_secret_hash: secret.map(stored_form),
-                redirect_uris: vec![REDIRECT.into()],
+                redirect_uris: vec![RedirectUri::parse(REDIRECT).unwrap()],
                 public: false,
                 sign_in: SignInFlow { steps: vec![Step { options: vec![StepOption::Local] }], script: None },
             };

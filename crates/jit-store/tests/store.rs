@@ -212,7 +212,7 @@ async fn connections_and_applications_round_trip() {
         name: "portal".into(),
         client_id: "portal-client".into(),
         client_secret_hash: Some("$argon2id$...".into()),
-        redirect_uris: vec!["https://portal.example/cb".into()],
+        redirect_uris: vec![RedirectUri::parse("https://portal.example/cb").unwrap()],
         public: false,
         sign_in: serde_json::from_value(json!({"steps": [{"options": ["LOCAL", "corp"]}, {"options": ["TOTP"]}]}))
             .unwrap(),
@@ -240,7 +240,7 @@ async fn a_connection_an_application_uses_cannot_be_deleted() {
         name: "portal".into(),
         client_id: "portal-client".into(),
         client_secret_hash: None,
-        redirect_uris: vec!["https://portal.example/cb".into()],
+        redirect_uris: vec![RedirectUri::parse("https://portal.example/cb").unwrap()],
         public: true,
         sign_in: flow(json!(["LOCAL", "corp"])),
     };

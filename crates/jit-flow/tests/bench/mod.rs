@@ -151,7 +151,7 @@ impl Bench {
             name: "app".into(),
             client_id: "app".into(),
             client_secret_hash: None,
-            redirect_uris: vec!["https://app.test/cb".into()],
+            redirect_uris: vec![jit_domain::application::RedirectUri::parse("https://app.test/cb").unwrap()],
             public: true,
             sign_in: SignInFlow { steps, script: script.map(str::to_owned) },
         };
@@ -187,7 +187,7 @@ impl Bench {
     pub async fn start(&self) -> (String, Next) {
         let authorization = AuthorizationContext {
             client_id: self.app.client_id.clone(),
-            redirect_uri: self.app.redirect_uris[0].clone(),
+            redirect_uri: self.app.redirect_uris[0].to_string(),
             state: Some("app-state".into()),
             nonce: None,
             scope: "openid".into(),

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use jit_domain::application::Application;
+use jit_domain::application::{Application, RedirectUri};
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::{ConnectionFacts, FlowWarning, SignInFlow, StepOption};
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
@@ -90,6 +90,7 @@ pub struct ApplicationView {
 impl ApplicationView {
     fn new(application: Application, secret: Option<String>, warnings: Vec<FlowWarning>) -> Self {
         let Application { name, client_id, redirect_uris, public, sign_in, .. } = application;
+        let redirect_uris = redirect_uris.into_iter().map(String::from).collect();
         Self { name, client_id, client_secret: secret, redirect_uris, public, sign_in, warnings, flow_error: None }
     }
 }
@@ -342,9 +343,21 @@ async fn connection_facts(
     Ok(facts)
 }
 
-/// Checks name and redirect URIs (the domain's rules); drops repeated URIs.
-fn check_request(mut request: ApplicationRequest) -> Result<ApplicationRequest, ApiError> {
-    request.name = Application::checked_name(&request.name)?;
-    request.redirect_uris = Application::checked_redirect_uris(std::mem::take(&mut request.redirect_uris))?;
-    Ok(request)
+/// An [`ApplicationRequest`] whose name and redirect URIs passed the
+/// domain's rules (repeated URIs dropped).
+struct CheckedRequest {
+    name: String,
+    redirect_uris: Vec<RedirectUri>,
+    public: bool,
+    sign_in: SignInFlow,
+}
+
+/// Checks name and redirect URIs (the domain's rules).
+fn check_request(request: ApplicationRequest) -> Result<CheckedRequest, ApiError> {
+    Ok(CheckedRequest {
+        name: Application::checked_name(&request.name)?,
+        redirect_uris: Application::checked_redirect_uris(request.redirect_uris)?,
+        public: request.public,
+        sign_in: request.sign_in,
+    })
 }
