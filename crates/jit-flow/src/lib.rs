@@ -16,6 +16,6 @@ pub mod janitor;
 pub mod state;
 
 pub use engine::{
-    DeclinedSignIn, EmailOtpView, EngineStore, FlowSettings, IssuedCode, Next, SignInEngine, StepView, TotpView,
+    DeclinedSignIn, EmailOtpView, EngineSettings, EngineStore, IssuedCode, Next, SignInEngine, StepView, TotpView,
 };
 pub use error::SignInError;

@@ -191,7 +191,7 @@ async fn parallel_passwords_are_counted_before_they_are_checked() {
 /// and the attempt over the limit is not checked (even a right password).
 #[tokio::test]
 async fn a_sign_in_ends_after_too_many_attempts() {
-    let settings = jit_flow::FlowSettings { max_failures: 3, ..Default::default() };
+    let settings = jit_flow::EngineSettings { max_failures: 3, ..Default::default() };
     let bench = Bench::with_settings(vec![step(&["LOCAL"])], None, settings).await;
     bench.local_user("alice", serde_json::json!({})).await;
     let (flow, _) = bench.start().await;
@@ -289,7 +289,7 @@ async fn an_async_handler_is_a_script_error() {
 /// count.
 #[tokio::test]
 async fn email_codes_per_account_are_capped_across_sign_ins() {
-    let mut settings = jit_flow::FlowSettings::default();
+    let mut settings = jit_flow::EngineSettings::default();
     settings.email_otp.account_sends.free_failures = 2;
     let bench = Bench::with_settings(vec![step(&["LOCAL"]), step(&["EMAIL_OTP"])], None, settings).await;
     bench.local_user("alice", serde_json::json!({"email": "alice@example.com"})).await;

@@ -20,7 +20,7 @@ use jit_domain::connection::ConnectionName;
 use jit_domain::mfa::TotpSecret;
 use jit_domain::ports::{ConnectionStore, TotpStore};
 use jit_flow::factors::totp;
-use jit_flow::{FlowSettings, Next, SignInError, TotpView};
+use jit_flow::{EngineSettings, Next, SignInError, TotpView};
 use time::Duration;
 
 /// What happens next in a scenario.
@@ -68,11 +68,11 @@ struct Setup {
     totp: &'static [&'static str],
     /// Whether `corp` provisions just in time.
     jit: bool,
-    settings: fn() -> FlowSettings,
+    settings: fn() -> EngineSettings,
 }
 
 const SETUP: Setup =
-    Setup { steps: &[], script: None, users: &[], totp: &[], jit: true, settings: FlowSettings::default };
+    Setup { steps: &[], script: None, users: &[], totp: &[], jit: true, settings: EngineSettings::default };
 
 /// Runs `acts` and compares the transcript with `expected`.
 async fn check(setup: Setup, acts: &[Act], expected: Expect) {

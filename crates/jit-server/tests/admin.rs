@@ -10,7 +10,7 @@ use jit_domain::ports::{ApplicationStore, ConnectionStore, SigningKeyStore, Totp
 use jit_domain::prelude::*;
 use jit_domain::service::identity_from_claims;
 use jit_flow::idps::{IdpRegistry, IdpSettings};
-use jit_flow::{FlowSettings, SignInEngine};
+use jit_flow::{EngineSettings, SignInEngine};
 use jit_primitives::clock::{Clock, SystemClock};
 use jit_provider::{KeyRing, Provider, ProviderSettings};
 use jit_server::{AppState, ServerSettings};
@@ -72,7 +72,7 @@ impl Server {
             store.schema().clone(),
             IdpRegistry::new(IdpSettings::default()),
             clock.clone(),
-            FlowSettings { public_url: public_url.clone(), ..FlowSettings::default() },
+            EngineSettings { public_url: public_url.clone(), ..EngineSettings::default() },
         );
         let state = AppState {
             store: store.clone(),

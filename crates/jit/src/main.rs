@@ -12,7 +12,7 @@ use jit_domain::schema::AttributeSchema;
 use jit_flow::factors::email_otp::{CodeKey, EmailOtpPolicy};
 use jit_flow::factors::mailer::configured_mailer;
 use jit_flow::idps::{IdpRegistry, IdpSettings};
-use jit_flow::{FlowSettings, SignInEngine};
+use jit_flow::{EngineSettings, SignInEngine};
 use jit_primitives::clock::{Clock, SystemClock};
 use jit_provider::{KeyRing, Provider, ProviderSettings};
 use jit_server::{AppState, ServerSettings};
@@ -94,7 +94,7 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         store.schema().clone(),
         IdpRegistry::new(IdpSettings { timeout: args.idp_timeout(), ..IdpSettings::default() }),
         clock.clone(),
-        flow_settings(args, &public_url, CodeKey::from_bytes(store.sealing().derive("email-otp")?)),
+        engine_settings(args, &public_url, CodeKey::from_bytes(store.sealing().derive("email-otp")?)),
     )
     .with_mailer(mailer);
     let admin_token = match &args.admin_token {
@@ -128,10 +128,10 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
 }
 
 /// The sign-in settings the command line chooses; the rest are defaults.
-fn flow_settings(args: &config::ServeArgs, public_url: &str, code_key: CodeKey) -> FlowSettings {
-    let defaults = FlowSettings::default();
+fn engine_settings(args: &config::ServeArgs, public_url: &str, code_key: CodeKey) -> EngineSettings {
+    let defaults = EngineSettings::default();
     let email_otp = EmailOtpPolicy { lifetime: args.email_otp_ttl(), code_key, ..defaults.email_otp };
-    FlowSettings { public_url: public_url.to_owned(), email_otp, ..defaults }
+    EngineSettings { public_url: public_url.to_owned(), email_otp, ..defaults }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: in-flight requests finish, new ones are

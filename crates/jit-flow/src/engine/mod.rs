@@ -63,7 +63,7 @@ impl<
 
 /// Lifetimes and addresses.
 #[derive(Clone, Debug)]
-pub struct FlowSettings {
+pub struct EngineSettings {
     /// Our public URL (no trailing slash); callbacks are
     /// `<public_url>/federation/<connection>/callback`.
     pub public_url: String,
@@ -86,7 +86,7 @@ pub struct FlowSettings {
     pub script_limits: ScriptLimits,
 }
 
-impl Default for FlowSettings {
+impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             public_url: "http://127.0.0.1:8080".into(),
@@ -207,7 +207,7 @@ pub struct SignInEngine<S: ?Sized> {
     schema: AttributeSchema,
     idps: Arc<dyn IdpDirectory>,
     clock: Arc<dyn Clock>,
-    settings: FlowSettings,
+    settings: EngineSettings,
     mailer: Arc<dyn Mailer>,
     scripts: ScriptRunner,
 }
@@ -222,7 +222,7 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
         schema: AttributeSchema,
         idps: impl IdpDirectory + 'static,
         clock: Arc<dyn Clock>,
-        settings: FlowSettings,
+        settings: EngineSettings,
     ) -> Self {
         let scripts = ScriptRunner::new(settings.script_limits);
         Self { store, schema, idps: Arc::new(idps), clock, settings, mailer: Arc::new(LogMailer), scripts }
@@ -499,7 +499,7 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
     /// Counts an attempt (password or code) of this sign-in before it is
     /// checked, and stores the count (compare-and-swap): of parallel
     /// attempts on one loaded state only one gets to be checked, and past
-    /// [`FlowSettings::max_failures`] the sign-in ends unchecked. A right
+    /// [`EngineSettings::max_failures`] the sign-in ends unchecked. A right
     /// answer takes its count back (`failures - 1`) with the next save.
     async fn count_attempt(&self, flow_id: &str, state: &mut SignInState) -> Result<(), SignInError> {
         state.failures += 1;

@@ -28,7 +28,7 @@ use jit_domain::schema::AttributeSchema;
 use jit_domain::user::{FederatedIdentity, LocalUser, UserId, Username};
 use jit_flow::factors::mailer::{CodeMail, MailError, Mailer};
 use jit_flow::idps::{IdpRegistry, IdpSettings, callback_url};
-use jit_flow::{FlowSettings, Next, SignInEngine};
+use jit_flow::{EngineSettings, Next, SignInEngine};
 use jit_idp::CallbackParams;
 use jit_primitives::clock::FixedClock;
 use jit_provider::{AuthorizationContext, ValidatedAuthorization};
@@ -91,20 +91,20 @@ impl Bench {
     /// An application `app` with these steps (and script), the connection
     /// `corp` to the test IdP with JIT on.
     pub async fn new(steps: Vec<Step>, script: Option<&str>) -> Self {
-        Self::with_settings(steps, script, FlowSettings::default()).await
+        Self::with_settings(steps, script, EngineSettings::default()).await
     }
 
-    pub async fn with_settings(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings) -> Self {
+    pub async fn with_settings(steps: Vec<Step>, script: Option<&str>, settings: EngineSettings) -> Self {
         Self::build(steps, script, settings, false).await
     }
 
     /// As [`Bench::with_settings`], with `corp` served by a [`ScriptedIdp`]
     /// in process instead of the test IdP on loopback.
-    pub async fn scripted(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings) -> Self {
+    pub async fn scripted(steps: Vec<Step>, script: Option<&str>, settings: EngineSettings) -> Self {
         Self::build(steps, script, settings, true).await
     }
 
-    async fn build(steps: Vec<Step>, script: Option<&str>, settings: FlowSettings, scripted: bool) -> Self {
+    async fn build(steps: Vec<Step>, script: Option<&str>, settings: EngineSettings, scripted: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.sqlite").display());
         let schema = AttributeSchema::standard();
@@ -157,7 +157,7 @@ impl Bench {
         };
         store.create_application(&app, now).await.unwrap();
         let outbox = Arc::new(Outbox::default());
-        let settings = FlowSettings { public_url: PUBLIC_URL.into(), ..settings };
+        let settings = EngineSettings { public_url: PUBLIC_URL.into(), ..settings };
         let scripted_idp = Arc::new(ScriptedIdp::default());
         let engine = match scripted {
             true => {
