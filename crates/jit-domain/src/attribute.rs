@@ -130,6 +130,10 @@ pub enum Normalization {
     /// them to different mailboxes and Unicode folding would let one
     /// address stand in for another.
     CaseInsensitive,
+    /// An email address: compared as [`Normalization::CaseInsensitive`],
+    /// and a value must look like one (one `@`, something on each side, no
+    /// white space).
+    Email,
 }
 
 impl Normalization {
@@ -138,7 +142,22 @@ impl Normalization {
         let trimmed = value.trim();
         match self {
             Self::Exact => trimmed.to_owned(),
-            Self::CaseInsensitive => trimmed.to_ascii_lowercase(),
+            Self::CaseInsensitive | Self::Email => trimmed.to_ascii_lowercase(),
+        }
+    }
+
+    /// Whether `value` is acceptable under this normalisation (only
+    /// [`Normalization::Email`] restricts values).
+    pub fn accepts(self, value: &str) -> bool {
+        match self {
+            Self::Exact | Self::CaseInsensitive => true,
+            Self::Email => {
+                let value = value.trim();
+                value
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+                    && !value.chars().any(char::is_whitespace)
+            }
         }
     }
 }

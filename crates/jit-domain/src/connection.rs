@@ -326,6 +326,30 @@ impl Connection {
         self.claim_mapping().validate(schema)?;
         self.jit.validate(schema)
     }
+
+    /// How this connection uses local attribute `attribute`, in words: as a
+    /// target of its own claim mappings, or in its linking rules. Empty
+    /// when it does not (the standard mapping aside: standard attributes
+    /// are never deleted).
+    pub fn uses_of(&self, attribute: &str) -> Vec<String> {
+        let mut uses: Vec<String> = self
+            .claim_mappings
+            .iter()
+            .filter(|(_, target)| target.as_str() == attribute)
+            .map(|(claim, _)| format!("connection {:?} maps claim {claim:?} onto it", self.name.as_str()))
+            .collect();
+        for rule in &self.jit.linking.rules {
+            if rule.local.as_str() == attribute || rule.federated.as_str() == attribute {
+                uses.push(format!(
+                    "connection {:?} links on it ({} = {})",
+                    self.name.as_str(),
+                    rule.federated.as_str(),
+                    rule.local.as_str()
+                ));
+            }
+        }
+        uses
+    }
 }
 
 impl OidcSettings {
@@ -430,6 +454,7 @@ mod tests {
                 unique: true,
                 multi_valued: false,
                 normalization: Normalization::Exact,
+                description: String::new(),
             })
             .unwrap();
         assert!(policy_with(vec![trusted("employee_id", "employee_id")]).validate(&schema).is_ok());

@@ -19,9 +19,15 @@ pub enum ConfigError {
     /// A system attribute used where only user attributes may be.
     #[error("attribute {0:?} is a system attribute: it cannot be mapped, declared or set from claims")]
     SystemAttribute(AttributeName),
-    /// `username` or `email` redeclared.
-    #[error("attribute {0:?} is built in and cannot be redeclared")]
+    /// A standard attribute declared, redefined or deleted.
+    #[error("attribute {0:?} is a standard attribute: it is always there and cannot be declared, redefined or deleted")]
     BuiltInAttribute(AttributeName),
+    /// An attribute description too long or with control characters.
+    #[error("the description of attribute {0:?} must be at most 500 characters without control characters")]
+    InvalidDescription(AttributeName),
+    /// A value of an email attribute that is not an address.
+    #[error("attribute {0:?} holds email addresses: a value must look like name@domain")]
+    NotAnEmailAddress(AttributeName),
     /// A unique attribute declared multi-valued.
     #[error("attribute {0:?} cannot be both unique and multi-valued")]
     UniqueMultiValued(AttributeName),

@@ -12,6 +12,7 @@ use crate::connection::{Connection, ConnectionName};
 use crate::error::ConfigError;
 use crate::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use crate::provisioning::{Decision, LookupKey, Lookups};
+use crate::schema::{AttributeDefinition, AttributeSchema};
 use crate::user::{FederatedIdentity, LocalUser, Subject, UserId, Username};
 
 /// A storage failure, as the rules need to tell them apart.
@@ -37,6 +38,19 @@ pub enum StoreError {
     /// sign-in flow uses): the message says by whom.
     #[error("{0}")]
     InUse(String),
+    /// An attribute cannot be made unique: users already share values.
+    #[error(
+        "attribute {attribute:?} cannot be made unique: {count} value(s) are held by more than one user (for example {})",
+        examples.join(", ")
+    )]
+    Collisions {
+        /// The attribute.
+        attribute: String,
+        /// How many values are shared.
+        count: u64,
+        /// A few of them.
+        examples: Vec<String>,
+    },
     /// Stored or given data breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ConfigError),
@@ -205,6 +219,25 @@ pub trait ConnectionStore: Send + Sync {
     /// (refused by the database, so an application saved at the same
     /// moment cannot start using a deleted connection).
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError>;
+}
+
+/// The attribute schema, kept in the store so that every instance sees the
+/// same one.
+#[async_trait]
+pub trait SchemaStore: Send + Sync {
+    /// The schema now: the standard attributes and every declared one. A
+    /// change made on another instance is seen within
+    /// [`SCHEMA_REFRESH`](crate::schema::SCHEMA_REFRESH).
+    async fn attribute_schema(&self) -> Result<std::sync::Arc<AttributeSchema>, StoreError>;
+    /// Declares an attribute (true) or redefines a declared one (false).
+    /// Making an attribute unique while two users share a value is
+    /// refused ([`StoreError::Collisions`]); from then on the database's
+    /// unique index holds it. A changed normalisation re-indexes the
+    /// existing values.
+    async fn put_attribute(&self, definition: &AttributeDefinition, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Deletes a declared attribute and every value users hold of it; false
+    /// if it was not declared.
+    async fn delete_attribute(&self, name: &AttributeName) -> Result<bool, StoreError>;
 }
 
 /// Applications.

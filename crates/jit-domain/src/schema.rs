@@ -55,17 +55,40 @@ pub struct AttributeDefinition {
     pub multi_valued: bool,
     /// How values compare.
     pub normalization: Normalization,
+    /// What it holds, for administrators.
+    #[serde(default)]
+    pub description: String,
 }
 
+/// How soon a schema change made on one instance is seen by the others.
+pub const SCHEMA_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest attribute description, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 500;
+
 impl AttributeDefinition {
-    fn standard(name: &'static str) -> Self {
+    /// A single-valued, non-unique attribute compared exactly.
+    pub fn new(name: AttributeName) -> Self {
         Self {
-            name: AttributeName::known(name),
+            name,
             unique: false,
             multi_valued: false,
             normalization: Normalization::Exact,
+            description: String::new(),
         }
     }
+
+    fn standard(name: &'static str) -> Self {
+        Self::new(AttributeName::known(name))
+    }
+}
+
+/// Whether `name` is a standard attribute: `username`, or one a standard
+/// OpenID Connect claim maps onto ([`STANDARD_CLAIMS`]). Standard
+/// attributes are always there: they cannot be declared, redefined or
+/// deleted.
+pub fn is_standard(name: &str) -> bool {
+    name == USERNAME || STANDARD_CLAIMS.iter().any(|claim| claim.attribute == Some(name))
 }
 
 /// A value as it is indexed for lookups: the stored form, the comparable
@@ -121,19 +144,24 @@ impl AttributeSchema {
         Self { definitions }
     }
 
-    /// Adds (or redefines) an operator-declared attribute.
+    /// Adds (or redefines) an operator-declared attribute: not a system or
+    /// standard one, not both unique and multi-valued, a description of at
+    /// most [`MAX_DESCRIPTION_LEN`] characters.
     pub fn declare(mut self, definition: AttributeDefinition) -> Result<Self, ConfigError> {
-        if is_system(definition.name.as_str()) {
-            return Err(ConfigError::SystemAttribute(definition.name));
-        }
-        if definition.name.as_str() == USERNAME || definition.name.as_str() == EMAIL {
-            return Err(ConfigError::BuiltInAttribute(definition.name));
-        }
-        if definition.unique && definition.multi_valued {
-            return Err(ConfigError::UniqueMultiValued(definition.name));
-        }
+        check_declaration(&definition)?;
         self.definitions.insert(definition.name.clone(), definition);
         Ok(self)
+    }
+
+    /// The standard schema with `declared` added, in order: what the store
+    /// reads back (each declaration was checked when it was made).
+    pub fn with_declared(declared: impl IntoIterator<Item = AttributeDefinition>) -> Result<Self, ConfigError> {
+        declared.into_iter().try_fold(Self::standard(), Self::declare)
+    }
+
+    /// The operator-declared definitions, in name order.
+    pub fn declared(&self) -> impl Iterator<Item = &AttributeDefinition> {
+        self.definitions.values().filter(|definition| !is_standard(definition.name.as_str()))
     }
 
     /// The definition of `name`, if the schema knows it.
@@ -206,6 +234,26 @@ impl AttributeSchema {
     }
 }
 
+/// The rules of a declaration (see [`AttributeSchema::declare`]).
+pub fn check_declaration(definition: &AttributeDefinition) -> Result<(), ConfigError> {
+    let name = &definition.name;
+    if is_system(name.as_str()) {
+        return Err(ConfigError::SystemAttribute(name.clone()));
+    }
+    if is_standard(name.as_str()) {
+        return Err(ConfigError::BuiltInAttribute(name.clone()));
+    }
+    if definition.unique && definition.multi_valued {
+        return Err(ConfigError::UniqueMultiValued(name.clone()));
+    }
+    if definition.description.chars().count() > MAX_DESCRIPTION_LEN
+        || definition.description.chars().any(char::is_control)
+    {
+        return Err(ConfigError::InvalidDescription(name.clone()));
+    }
+    Ok(())
+}
+
 fn check_value(definition: &AttributeDefinition, value: &AttributeValue) -> Result<(), ConfigError> {
     let name = &definition.name;
     if !definition.multi_valued && value.single().is_none() {
@@ -219,6 +267,9 @@ fn check_value(definition: &AttributeDefinition, value: &AttributeValue) -> Resu
     }
     if definition.unique && value.single().is_some_and(|v| v.trim().is_empty()) {
         return Err(ConfigError::EmptyUniqueValue(name.clone()));
+    }
+    if !value.values().iter().all(|v| definition.normalization.accepts(v)) {
+        return Err(ConfigError::NotAnEmailAddress(name.clone()));
     }
     Ok(())
 }
@@ -248,6 +299,7 @@ mod tests {
             unique: true,
             multi_valued: false,
             normalization: Normalization::Exact,
+            description: "The HR system's id".into(),
         };
         let schema = AttributeSchema::standard().declare(unique_id.clone());
         assert!(schema.is_ok_and(|s| s.is_unique("employee_id")));
@@ -255,8 +307,33 @@ mod tests {
         let system = AttributeDefinition { name: name("totp_secret"), ..unique_id.clone() };
         assert!(matches!(AttributeSchema::standard().declare(system), Err(ConfigError::SystemAttribute(_))));
 
-        let multi = AttributeDefinition { multi_valued: true, ..unique_id };
+        let multi = AttributeDefinition { multi_valued: true, ..unique_id.clone() };
         assert!(matches!(AttributeSchema::standard().declare(multi), Err(ConfigError::UniqueMultiValued(_))));
+
+        for standard in ["username", "email", "given_name", "groups", "phone_number"] {
+            let redefined = AttributeDefinition { name: name(standard), ..unique_id.clone() };
+            assert!(matches!(check_declaration(&redefined), Err(ConfigError::BuiltInAttribute(_))), "{standard}");
+        }
+        let long = AttributeDefinition { description: "x".repeat(MAX_DESCRIPTION_LEN + 1), ..unique_id.clone() };
+        assert!(matches!(check_declaration(&long), Err(ConfigError::InvalidDescription(_))));
+
+        let schema = AttributeSchema::with_declared([unique_id.clone()]).unwrap();
+        assert_eq!(schema.declared().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["employee_id"]);
+        assert!(schema.get("given_name").is_some(), "the standard ones stay");
+    }
+
+    #[test]
+    fn an_email_attribute_takes_only_addresses() {
+        let work_email =
+            AttributeDefinition { normalization: Normalization::Email, ..AttributeDefinition::new(name("work_email")) };
+        let schema = AttributeSchema::standard().declare(work_email).unwrap();
+        let attrs = |json: &str| -> Attributes { serde_json::from_str(json).unwrap_or_else(|e| unreachable!("{e}")) };
+        assert!(schema.check(&attrs(r#"{"work_email":"Ann@Corp.example"}"#)).is_ok());
+        assert_eq!(schema.normalize("work_email", " Ann@Corp.example"), "ann@corp.example");
+        for bad in ["ann", "@corp.example", "ann@", "a@b@c", "ann @corp.example"] {
+            let json = serde_json::json!({ "work_email": bad }).to_string();
+            assert!(matches!(schema.check(&attrs(&json)), Err(ConfigError::NotAnEmailAddress(_))), "{bad}");
+        }
     }
 
     #[test]

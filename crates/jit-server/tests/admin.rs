@@ -69,7 +69,6 @@ impl Server {
         let public_url = format!("http://{}", listener.local_addr().unwrap());
         let engine = SignInEngine::new(
             store.clone(),
-            store.schema().clone(),
             IdpRegistry::new(IdpSettings::default()),
             clock.clone(),
             EngineSettings { public_url: public_url.clone(), ..EngineSettings::default() },
@@ -200,7 +199,7 @@ fn app_body(name: &str, steps: Value) -> Value {
 /// would), returning the outcome.
 async fn provision_through_store(server: &Server, connection: &str, claims: Value) -> ProvisioningOutcome {
     let connection = server.store.connection(&ConnectionName::new(connection).unwrap()).await.unwrap().unwrap();
-    let schema = server.store.schema();
+    let schema = &*server.store.schema().await.unwrap();
     let claims = claims.as_object().unwrap().clone();
     let identity = identity_from_claims(&connection, claims["sub"].as_str().unwrap(), &[&claims], schema).unwrap();
     provision(&*server.store, &connection.jit, schema, &identity, time::OffsetDateTime::now_utc()).await.unwrap()

@@ -34,6 +34,7 @@ mod migration;
 mod password_lockout;
 mod provisioning;
 mod records;
+mod schema;
 pub mod sealing;
 mod secrets;
 mod totp;
@@ -59,7 +60,10 @@ const SQLITE_POOL: u32 = 4;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    schema: AttributeSchema,
+    /// The standard attributes and those the code declares; the operator's
+    /// declarations are read from the database on top (`schema`).
+    base_schema: Arc<AttributeSchema>,
+    schema_cache: Arc<schema::SchemaCache>,
     sealing: Arc<SealingKeys>,
 }
 
@@ -85,12 +89,12 @@ impl Store {
             options.max_connections(SQLITE_POOL);
         }
         let db = Database::connect(options).await.map_err(|e| Error::Connect(redact(url), e))?;
-        Ok(Self { db, schema, sealing: Arc::new(sealing) })
+        Ok(Self::from_connection(db, schema, sealing))
     }
 
     /// Wraps an existing connection.
     pub fn from_connection(db: DatabaseConnection, schema: AttributeSchema, sealing: SealingKeys) -> Self {
-        Self { db, schema, sealing: Arc::new(sealing) }
+        Self { db, base_schema: Arc::new(schema), schema_cache: Arc::default(), sealing: Arc::new(sealing) }
     }
 
     /// The keys that seal secrets.
@@ -111,11 +115,6 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
-    }
-
-    /// The attribute schema.
-    pub fn schema(&self) -> &AttributeSchema {
-        &self.schema
     }
 
     /// The connection pool (for tests and tools).

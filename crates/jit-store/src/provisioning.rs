@@ -30,6 +30,7 @@ const LOOKUP_LIMIT: u64 = 8;
 #[async_trait]
 impl ProvisioningStore for Store {
     async fn facts(&self, identity: &FederatedIdentity, keys: &[LookupKey]) -> Result<ProvisioningFacts, StoreError> {
+        let schema = self.schema().await?;
         // One snapshot: repeatable read on PostgreSQL and MySQL; SQLite's
         // read transactions are snapshots already (and take no options).
         let tx = match self.db.get_database_backend() {
@@ -38,13 +39,13 @@ impl ProvisioningStore for Store {
         }
         .map_err(classify)?;
         let associated = match associated_user_id(&tx, &identity.connection, &identity.subject).await? {
-            Some(user) => load_users(&tx, &self.schema, &[user]).await?.pop(),
+            Some(user) => load_users(&tx, &schema, &[user]).await?.pop(),
             None => None,
         };
         let mut lookups = Lookups::default();
         for key in keys {
             let ids = user_ids_by_value(&tx, key.attribute.as_str(), &key.normalized, LOOKUP_LIMIT).await?;
-            lookups.insert(key.clone(), load_users(&tx, &self.schema, &ids).await?);
+            lookups.insert(key.clone(), load_users(&tx, &schema, &ids).await?);
         }
         let found: Vec<Uuid> = lookups.users().map(|user| user.0).collect();
         if !found.is_empty() {
@@ -71,6 +72,7 @@ impl ProvisioningStore for Store {
         decision: &Decision,
         now: OffsetDateTime,
     ) -> Result<Option<LocalUser>, StoreError> {
+        let schema = self.schema().await?;
         if let Decision::PassThrough { .. } = decision {
             return Ok(None);
         }
@@ -88,7 +90,7 @@ impl ProvisioningStore for Store {
                 Some(self.update_user(&tx, *user, update, *email_verified, now).await?)
             }
             Decision::Create { username, attributes, email_verified } => {
-                let created = insert_user(&tx, &self.schema, username, attributes, *email_verified, None, now).await?;
+                let created = insert_user(&tx, &schema, username, attributes, *email_verified, None, now).await?;
                 insert_identity(&tx, identity, created.id, now).await?;
                 Some(created)
             }
@@ -112,11 +114,12 @@ impl Store {
         email_verified: bool,
         now: OffsetDateTime,
     ) -> Result<LocalUser, StoreError> {
+        let schema = self.schema().await?;
         let before = touch_user(db, user.0, now).await?;
         if !update.is_empty() || before.email_verified != email_verified {
-            write_attributes(db, &self.schema, user.0, &update.attributes, email_verified).await?;
+            write_attributes(db, &schema, user.0, &update.attributes, email_verified).await?;
         }
-        let mut loaded = load_users(db, &self.schema, &[user.0]).await?;
+        let mut loaded = load_users(db, &schema, &[user.0]).await?;
         loaded.pop().ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))
     }
 }

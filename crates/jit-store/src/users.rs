@@ -207,11 +207,12 @@ pub(crate) async fn touch_user<C: ConnectionTrait>(
 impl Store {
     /// One attempt at creating an administrator's user.
     async fn insert_local_user(&self, user: &NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
+        let schema = self.schema().await?;
         const TAKEN: &str = "the username or a unique attribute value";
         let tx = self.db.begin().await.map_err(classify)?;
         let created = insert_user(
             &tx,
-            &self.schema,
+            &schema,
             &user.username,
             &user.attributes,
             user.email_verified,
@@ -231,46 +232,51 @@ impl Store {
 #[async_trait]
 impl UserStore for Store {
     async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
-        self.schema.check(&user.attributes)?;
+        let schema = self.schema().await?;
+        schema.check(&user.attributes)?;
         retry_transient(|| self.insert_local_user(&user, now)).await
     }
 
     async fn user(&self, id: UserId) -> Result<Option<LocalUser>, StoreError> {
-        Ok(load_users(&self.db, &self.schema, &[id.0]).await?.pop())
+        let schema = self.schema().await?;
+        Ok(load_users(&self.db, &schema, &[id.0]).await?.pop())
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError> {
-        let ids = user_ids_by_value(&self.db, USERNAME, &self.schema.normalize(USERNAME, username), 1).await?;
-        Ok(load_users(&self.db, &self.schema, &ids).await?.pop())
+        let schema = self.schema().await?;
+        let ids = user_ids_by_value(&self.db, USERNAME, &schema.normalize(USERNAME, username), 1).await?;
+        Ok(load_users(&self.db, &schema, &ids).await?.pop())
     }
 
     async fn find_users(&self, name: &AttributeName, value: &str, limit: u64) -> Result<Vec<LocalUser>, StoreError> {
-        let normalized = self.schema.normalize(name.as_str(), value);
+        let schema = self.schema().await?;
+        let normalized = schema.normalize(name.as_str(), value);
         let ids = user_ids_by_value(&self.db, name.as_str(), &normalized, limit).await?;
-        let users = load_users(&self.db, &self.schema, &ids).await?;
+        let users = load_users(&self.db, &schema, &ids).await?;
         // The hash index finds candidates; the comparison decides.
         Ok(users
             .into_iter()
             .filter(|u| {
                 name.as_str() == USERNAME && u.username.normalized() == normalized
-                    || u.attributes.get(name.as_str()).is_some_and(|v| {
-                        v.values().iter().any(|v| self.schema.normalize(name.as_str(), v) == normalized)
-                    })
+                    || u.attributes
+                        .get(name.as_str())
+                        .is_some_and(|v| v.values().iter().any(|v| schema.normalize(name.as_str(), v) == normalized))
             })
             .collect())
     }
 
     async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError> {
+        let schema = self.schema().await?;
         let outcome = retry_transient(|| async {
             let tx = self.db.begin().await.map_err(classify)?;
-            let Some(user) = load_users(&tx, &self.schema, &[id.0]).await?.pop() else { return Ok(false) };
-            let normalized = |v: &str| self.schema.normalize(EMAIL, v);
+            let Some(user) = load_users(&tx, &schema, &[id.0]).await?.pop() else { return Ok(false) };
+            let normalized = |v: &str| schema.normalize(EMAIL, v);
             let current = user.attributes.get(EMAIL).and_then(|v| v.single()).map(normalized);
             if current != Some(normalized(address)) {
                 return Ok(false);
             }
             if !user.email_verified {
-                write_attributes(&tx, &self.schema, id.0, &user.attributes, true).await?;
+                write_attributes(&tx, &schema, id.0, &user.attributes, true).await?;
             }
             tx.commit().await.map_err(classify)?;
             Ok(true)

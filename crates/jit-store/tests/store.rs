@@ -63,6 +63,7 @@ fn schema() -> AttributeSchema {
             unique: true,
             multi_valued: false,
             normalization: Normalization::Exact,
+            description: String::new(),
         })
         .unwrap()
 }
@@ -108,7 +109,7 @@ async fn with_connection(db: &TestDb, name: &str, jit: JitPolicy) -> Connection 
 }
 
 async fn sign_in(db: &TestDb, connection: &Connection, identity: &FederatedIdentity) -> ProvisioningOutcome {
-    provision(&db.store, &connection.jit, db.store.schema(), identity, now()).await.unwrap()
+    provision(&db.store, &connection.jit, &db.store.schema().await.unwrap(), identity, now()).await.unwrap()
 }
 
 fn signed_in_user(outcome: &ProvisioningOutcome) -> &LocalUser {
@@ -295,6 +296,71 @@ async fn a_connection_an_application_uses_cannot_be_deleted() {
         assert!(!uses || still_there, "round {round}: an application uses a deleted connection");
         db.store.update_application(&local, now()).await.unwrap();
     }
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn declared_attributes_live_in_the_database_and_unique_ones_refuse_shared_values() {
+    // The standard schema only: what the operator declares comes from the
+    // database.
+    let db = TestDb::with_schema(AttributeSchema::standard()).await;
+    let department = AttributeDefinition {
+        description: "Where the user works".into(),
+        ..AttributeDefinition::new(AttributeName::new("department").unwrap())
+    };
+    assert!(db.store.put_attribute(&department, now()).await.unwrap(), "declared");
+    let schema = db.store.attribute_schema().await.unwrap();
+    assert_eq!(schema.get("department"), Some(&department));
+    // Another instance (another Store on the same database) sees it.
+    let other = Store::connect(&db.url, AttributeSchema::standard(), SealingKeys::from_encoded(&[&db.key]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(other.attribute_schema().await.unwrap().get("department"), Some(&department));
+
+    let ann = local_user(&db, "ann", json!({"department": "Sales"})).await;
+    let bob = local_user(&db, "bob", json!({"department": " sales"})).await;
+    local_user(&db, "cy", json!({"department": "R&D"})).await;
+    let refused = db
+        .store
+        .put_attribute(
+            &AttributeDefinition { unique: true, normalization: Normalization::CaseInsensitive, ..department.clone() },
+            now(),
+        )
+        .await;
+    match refused {
+        Err(StoreError::Collisions { attribute, count, examples }) => {
+            assert_eq!((attribute.as_str(), count), ("department", 1));
+            assert_eq!(examples.len(), 1, "{examples:?}");
+        }
+        other => panic!("expected collisions, got {other:?}"),
+    }
+    assert_eq!(db.store.attribute_schema().await.unwrap().get("department"), Some(&department), "unchanged");
+
+    // Compared exactly (white space aside), "Sales" and "sales" are two
+    // values: unique is accepted, and the database holds it from now on.
+    let unique = AttributeDefinition { unique: true, ..department.clone() };
+    assert!(!db.store.put_attribute(&unique, now()).await.unwrap(), "redefined");
+    let twin = NewLocalUser {
+        username: Username::new("dee").unwrap(),
+        attributes: attrs(json!({"department": "Sales"})),
+        password_hash: None,
+        email_verified: true,
+    };
+    assert!(matches!(db.store.create_user(twin, now()).await, Err(StoreError::Taken(_))));
+    assert_eq!(db.store.find_users(&unique.name, "Sales", 5).await.unwrap().len(), 1);
+
+    // Standard attributes cannot be redeclared; deleting a declared one
+    // removes its values.
+    let email = AttributeDefinition::new(AttributeName::new("email").unwrap());
+    assert!(matches!(db.store.put_attribute(&email, now()).await, Err(StoreError::Invalid(_))));
+    assert!(db.store.delete_attribute(&unique.name).await.unwrap());
+    assert!(!db.store.delete_attribute(&unique.name).await.unwrap());
+    assert!(db.store.attribute_schema().await.unwrap().get("department").is_none());
+    for user in [ann.id, bob.id] {
+        let loaded = db.store.user(user).await.unwrap().unwrap();
+        assert!(loaded.attributes.get("department").is_none(), "{loaded:?}");
+    }
+    other.database().clone().close().await.unwrap();
     db.finish().await;
 }
 
@@ -627,7 +693,7 @@ async fn concurrent_first_logins_create_exactly_one_account() {
     let who = Arc::new(identity("corp", "racer", json!({"username": "racer", "email": "racer@corp.example"})));
     let logins = (0..RACERS).map(|_| {
         let (store, corp, who) = (store.clone(), corp.clone(), who.clone());
-        tokio::spawn(async move { provision(&*store, &corp.jit, store.schema(), &who, now()).await })
+        tokio::spawn(async move { provision(&*store, &corp.jit, &store.schema().await.unwrap(), &who, now()).await })
     });
     let outcomes: Vec<ProvisioningOutcome> =
         futures::future::join_all(logins).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
@@ -655,7 +721,9 @@ async fn a_link_racing_a_create_on_the_same_email_ends_with_one_account() {
         let store = store.clone();
         let connection = connections[i % 2].clone();
         let who = identity(connection.name.as_str(), "same-person", json!({"email": "Same@Example.com"}));
-        tokio::spawn(async move { provision(&*store, &connection.jit, store.schema(), &who, now()).await })
+        tokio::spawn(
+            async move { provision(&*store, &connection.jit, &store.schema().await.unwrap(), &who, now()).await },
+        )
     });
     let outcomes: Vec<ProvisioningOutcome> =
         futures::future::join_all(logins).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
@@ -674,8 +742,9 @@ async fn a_link_racing_a_create_on_the_same_email_ends_with_one_account() {
     };
     let federated = identity("corp", "racer-2", json!({"email": "RACE@example.com"}));
     let corp = connections[0].clone();
+    let schema = store.schema().await.unwrap();
     let (created, provisioned) =
-        tokio::join!(store.create_user(admin, now()), provision(&*store, &corp.jit, store.schema(), &federated, now()));
+        tokio::join!(store.create_user(admin, now()), provision(&*store, &corp.jit, &schema, &federated, now()));
     let provisioned = signed_in_user(&provisioned.unwrap()).clone();
     match created {
         Ok(user) => assert_eq!(user.id, provisioned.id, "the federated login linked to the admin's user"),

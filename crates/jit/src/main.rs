@@ -91,7 +91,6 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
     let mailer = configured_mailer(args.smtp.url(), &args.smtp.options()).context("configuring SMTP (--smtp-url)")?;
     let engine = SignInEngine::new(
         store.clone(),
-        store.schema().clone(),
         IdpRegistry::new(IdpSettings { timeout: args.idp_timeout(), ..IdpSettings::default() }),
         clock.clone(),
         engine_settings(args, &public_url, CodeKey::from_bytes(store.sealing().derive("email-otp")?)),

@@ -15,6 +15,7 @@ pub fn schema() -> AttributeSchema {
             unique: true,
             multi_valued: false,
             normalization: Normalization::Exact,
+            description: String::new(),
         })
         .unwrap()
 }

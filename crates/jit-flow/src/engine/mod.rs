@@ -16,10 +16,9 @@ use jit_domain::flow::{Step, StepOption};
 use jit_domain::mfa::LockoutPolicy;
 use jit_domain::ports::{
     ApplicationStore, ConnectionStore, ExpiringRecordStore, PasswordLockoutStore, ProvisioningStore, RecordKind,
-    StoreError, TotpStore, UserStore,
+    SchemaStore, StoreError, TotpStore, UserStore,
 };
 use jit_domain::provisioning::Decision;
-use jit_domain::schema::AttributeSchema;
 use jit_domain::service::{ProvisioningOutcome, identity_from_claims, provision};
 use jit_idp::{CallbackParams, IdpError};
 use time::{Duration, OffsetDateTime};
@@ -43,6 +42,7 @@ pub trait EngineStore:
     ApplicationStore
     + ConnectionStore
     + ExpiringRecordStore
+    + SchemaStore
     + ProvisioningStore
     + UserStore
     + TotpStore
@@ -53,6 +53,7 @@ impl<
     T: ApplicationStore
         + ConnectionStore
         + ExpiringRecordStore
+        + SchemaStore
         + ProvisioningStore
         + UserStore
         + TotpStore
@@ -204,7 +205,6 @@ pub struct IssuedCode {
 /// The sign-in state machine over a store.
 pub struct SignInEngine<S: ?Sized> {
     store: Arc<S>,
-    schema: AttributeSchema,
     idps: Arc<dyn IdpDirectory>,
     clock: Arc<dyn Clock>,
     settings: EngineSettings,
@@ -219,13 +219,12 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
     /// An engine over `store`.
     pub fn new(
         store: Arc<S>,
-        schema: AttributeSchema,
         idps: impl IdpDirectory + 'static,
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Self {
         let scripts = ScriptRunner::new(settings.script_limits);
-        Self { store, schema, idps: Arc::new(idps), clock, settings, mailer: Arc::new(LogMailer), scripts }
+        Self { store, idps: Arc::new(idps), clock, settings, mailer: Arc::new(LogMailer), scripts }
     }
 
     /// Sends Email OTP codes with `mailer` (the default writes them to the
@@ -436,14 +435,16 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
             }
             Err(source) => return Err(SignInError::Idp { connection: connection.name.to_string(), source }),
         };
-        let identity = match identity_from_claims(&connection, &login.subject, &login.documents(), &self.schema) {
+        // The schema of now: an attribute declared a second ago maps.
+        let schema = self.store.attribute_schema().await?;
+        let identity = match identity_from_claims(&connection, &login.subject, &login.documents(), &schema) {
             Ok(identity) => identity,
             Err(MappingError::InvalidSubject) => {
                 return Err(SignInError::InvalidSubject { connection: connection.name.to_string() });
             }
             Err(other) => return Err(other.into()),
         };
-        let outcome = provision(&*self.store, &connection.jit, &self.schema, &identity, self.clock.now()).await?;
+        let outcome = provision(&*self.store, &connection.jit, &schema, &identity, self.clock.now()).await?;
         let subject = match outcome {
             ProvisioningOutcome::PassThrough(identity) => SignedInSubject::PassThrough {
                 connection: identity.connection,

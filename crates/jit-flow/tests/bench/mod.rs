@@ -20,11 +20,11 @@ use jit_domain::flow::{SignInFlow, Step, StepOption};
 use jit_domain::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use jit_domain::ports::{
     ApplicationStore, AuditLog, ConnectionStore, ExpiringRecordStore, FederatedLink, NewLocalUser,
-    PasswordLockoutStore, ProvisioningFacts, ProvisioningStore, RecordKind, StoreError, TotpStore, UserStore,
-    Versioned,
+    PasswordLockoutStore, ProvisioningFacts, ProvisioningStore, RecordKind, SchemaStore, StoreError, TotpStore,
+    UserStore, Versioned,
 };
 use jit_domain::provisioning::{Decision, LookupKey};
-use jit_domain::schema::AttributeSchema;
+use jit_domain::schema::{AttributeDefinition, AttributeSchema};
 use jit_domain::user::{FederatedIdentity, LocalUser, UserId, Username};
 use jit_flow::factors::mailer::{CodeMail, MailError, Mailer};
 use jit_flow::idps::{IdpRegistry, IdpSettings, callback_url};
@@ -162,11 +162,11 @@ impl Bench {
         let engine = match scripted {
             true => {
                 let directory = ScriptedDirectory(scripted_idp.clone());
-                SignInEngine::new(store.clone(), schema, directory, clock.clone(), settings)
+                SignInEngine::new(store.clone(), directory, clock.clone(), settings)
             }
             false => {
                 let registry = IdpRegistry::new(IdpSettings::default());
-                SignInEngine::new(store.clone(), schema, registry, clock.clone(), settings)
+                SignInEngine::new(store.clone(), registry, clock.clone(), settings)
             }
         }
         .with_mailer(outbox.clone());
@@ -348,6 +348,19 @@ impl ExpiringRecordStore for GatedStore {
     }
     async fn purge_expired_records(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.purge_expired_records(now).await
+    }
+}
+
+#[async_trait]
+impl SchemaStore for GatedStore {
+    async fn attribute_schema(&self) -> Result<Arc<AttributeSchema>, StoreError> {
+        self.inner.attribute_schema().await
+    }
+    async fn put_attribute(&self, definition: &AttributeDefinition, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.put_attribute(definition, now).await
+    }
+    async fn delete_attribute(&self, name: &AttributeName) -> Result<bool, StoreError> {
+        self.inner.delete_attribute(name).await
     }
 }
 

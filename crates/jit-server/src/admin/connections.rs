@@ -102,7 +102,7 @@ async fn create(
     ApiJson(mut connection): ApiJson<Connection>,
 ) -> Result<impl IntoResponse, ApiError> {
     normalize_secret(&mut connection);
-    connection.validate(state.store.schema())?;
+    connection.validate(&*state.store.schema().await?)?;
     state.store.create_connection(&connection, state.clock.now()).await?;
     tracing::info!(event = "admin_connection_created", connection = %connection.name, "connection created");
     let location = format!("{API_PREFIX}/connections/{}", connection.name);
@@ -168,7 +168,7 @@ async fn replace(
         None => connection.oidc.client_secret = stored.oidc.client_secret,
         Some(_) => normalize_secret(&mut connection),
     }
-    connection.validate(state.store.schema())?;
+    connection.validate(&*state.store.schema().await?)?;
     state.store.update_connection(&connection, state.clock.now()).await?;
     tracing::info!(event = "admin_connection_updated", connection = %connection.name, "connection updated");
     Ok(Json(ConnectionView::from(connection)))

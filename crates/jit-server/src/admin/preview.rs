@@ -156,7 +156,7 @@ async fn preview(
     let Some(Value::String(subject)) = claims.get("sub") else {
         return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string"));
     };
-    let schema = state.store.schema();
+    let schema = &*state.store.schema().await?;
     let mut identity = identity_from_claims(&connection, subject, &[&claims], schema)?;
     if let Some(verified) = request.email_verified {
         identity.email_verified = verified;

@@ -130,7 +130,7 @@ async fn search(
         return Err(ApiError::bad_request(format!("{name:?} is a system attribute and cannot be searched")));
     }
     if name.as_str() != USERNAME {
-        state.store.schema().require(&name)?;
+        state.store.schema().await?.require(&name)?;
     }
     let limit = query.limit.unwrap_or(DEFAULT_SEARCH_LIMIT).clamp(1, MAX_SEARCH_LIMIT);
     let mut views = Vec::new();
@@ -166,7 +166,7 @@ async fn create(
              managed by jit"
         )));
     }
-    state.store.schema().check(&attributes)?;
+    state.store.schema().await?.check(&attributes)?;
     let password_hash = match password {
         None => None,
         Some(password) if password.is_empty() || password.len() > MAX_PASSWORD_LEN => {

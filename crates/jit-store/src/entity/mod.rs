@@ -2,6 +2,7 @@
 
 pub mod application_connections;
 pub mod applications;
+pub mod attribute_definitions;
 pub mod audit_events;
 pub mod connections;
 pub mod expiring_records;

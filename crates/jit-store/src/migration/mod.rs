@@ -12,6 +12,7 @@ mod m0006_email_otp_sends;
 mod m0007_drop_unused_columns;
 mod m0008_expiring_records;
 mod m0009_application_connections;
+mod m0010_attribute_definitions;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_drop_unused_columns::Migration),
             Box::new(m0008_expiring_records::Migration),
             Box::new(m0009_application_connections::Migration),
+            Box::new(m0010_attribute_definitions::Migration),
         ]
     }
 
