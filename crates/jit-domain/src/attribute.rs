@@ -119,10 +119,12 @@ impl From<&str> for AttributeValue {
 }
 
 /// How values of an attribute are made comparable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Normalization {
     /// Surrounding white space is ignored; case matters.
+    #[default]
     Exact,
     /// Surrounding white space and ASCII case are ignored (usernames,
     /// emails). Only ASCII letters fold: `K` and the Kelvin sign `\u{212A}`,

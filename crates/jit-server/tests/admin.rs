@@ -288,6 +288,8 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
         ("/api/v1/users/{id}/totp", &["delete"]),
         ("/api/v1/audit", &["get"]),
         ("/api/v1/keys/rotate", &["post"]),
+        ("/api/v1/attributes", &["get", "post"]),
+        ("/api/v1/attributes/{name}", &["get", "put", "delete"]),
         ("/api/v1/openapi.json", &["get"]),
     ] {
         for method in methods {
@@ -616,6 +618,61 @@ async fn failed_admin_authentications_are_rate_limited() {
 
 // ---------------------------------------------------------------------------
 // Users
+
+#[tokio::test]
+async fn operators_declare_attributes_and_users_carry_them() {
+    let server = Server::start().await;
+    // Before it is declared, an attribute is refused (as a new user finds).
+    let refused = server.post("/users", json!({"username": "ann", "attributes": {"department": "Sales"}})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+
+    let listed = server.get("/attributes").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let email = listed.body.as_array().unwrap().iter().find(|a| a["name"] == "email").cloned().unwrap();
+    assert_eq!((email["standard"].clone(), email["unique"].clone()), (json!(true), json!(true)), "{email}");
+
+    let declared =
+        server.post("/attributes", json!({"name": "department", "description": "Where the user works"})).await;
+    assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.text);
+    assert_eq!(declared.body["normalization"], "exact");
+    assert_eq!(declared.body["standard"], false);
+    assert_eq!(declared.headers.get("location").and_then(|v| v.to_str().ok()), Some("/api/v1/attributes/department"));
+    let again = server.post("/attributes", json!({"name": "department"})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    for standard in ["email", "given_name", "email_verified"] {
+        let redefined = server.put(&format!("/attributes/{standard}"), json!({"name": standard})).await;
+        assert_eq!(redefined.status, StatusCode::BAD_REQUEST, "{standard}: {}", redefined.text);
+        let deleted = server.delete(&format!("/attributes/{standard}")).await;
+        assert_eq!(deleted.status, StatusCode::BAD_REQUEST, "{standard}: {}", deleted.text);
+    }
+
+    server.user(json!({"username": "ann", "attributes": {"department": "Sales"}})).await;
+    server.user(json!({"username": "bob", "attributes": {"department": "sales"}})).await;
+    // Unique, compared case-insensitively: Ann and Bob share a value.
+    let unique = json!({"name": "department", "unique": true, "normalization": "case_insensitive"});
+    let colliding = server.put("/attributes/department", unique).await;
+    assert_eq!(colliding.status, StatusCode::CONFLICT, "{}", colliding.text);
+    assert_eq!(colliding.body["error"], "collisions");
+    assert!(colliding.text.contains("1 value(s)") && colliding.text.contains("Sales"), "{}", colliding.text);
+    // Compared exactly they differ: unique holds from now on.
+    let exact = server.put("/attributes/department", json!({"name": "department", "unique": true})).await;
+    assert_eq!(exact.status, StatusCode::OK, "{}", exact.text);
+    let twin = server.post("/users", json!({"username": "cy", "attributes": {"department": "Sales"}})).await;
+    assert_eq!(twin.status, StatusCode::CONFLICT, "{}", twin.text);
+
+    // A connection linking on it keeps it from being deleted.
+    let jit = json!({"enabled": true, "sync_method": "override_all", "trust_email": false,
+                     "linking": {"enabled": true, "skip_provisioning_without_match": false,
+                                 "rules": [{"federated": "department", "local": "department", "trusted": true}]}});
+    server.connection(connection_body("corp", jit)).await;
+    let in_use = server.delete("/attributes/department").await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{}", in_use.text);
+    assert!(in_use.text.contains("corp"), "{}", in_use.text);
+    assert_eq!(server.delete("/connections/corp").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.delete("/attributes/department").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.get("/attributes/department").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(server.delete("/attributes/department").await.status, StatusCode::NOT_FOUND);
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_can_be_created_searched_read_and_deleted() {

@@ -91,6 +91,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound(_) => Self::not_found(error.to_string()),
             StoreError::InUse(message) => Self::conflict("in_use", message),
+            StoreError::Collisions { .. } => Self::conflict("collisions", error.to_string()),
             StoreError::Invalid(config) => config.into(),
             // Lost races and database failures: the detail is for the log.
             other => Self::internal(other),

@@ -9,6 +9,7 @@
 //! anything is written.
 
 mod applications;
+mod attributes;
 mod audit;
 mod auth;
 mod connections;
@@ -57,6 +58,7 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "users", description = "Local accounts"),
         (name = "audit", description = "The provisioning audit trail"),
         (name = "keys", description = "Token signing keys"),
+        (name = "attributes", description = "The local attribute schema: standard attributes and those the operator declares"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -85,6 +87,7 @@ impl Modify for BearerScheme {
 pub fn router(state: &AppState) -> Router<AppState> {
     let authenticate = middleware::from_fn_with_state(state.clone(), auth::require_admin_token);
     let resources = OpenApiRouter::default()
+        .merge(attributes::router())
         .merge(connections::router())
         .merge(preview::router())
         .merge(applications::router())
