@@ -220,6 +220,40 @@ impl Attributes {
     pub fn retain(&mut self, mut keep: impl FnMut(&AttributeName) -> bool) {
         self.0.retain(|name, _| keep(name));
     }
+
+    /// These attributes with a JSON merge patch (RFC 7396) applied: a name
+    /// set to `null` is removed, a string or an array of strings replaces
+    /// the value. Anything else (a number, an object, an array holding
+    /// something but strings) is refused, naming the attribute. The schema
+    /// is checked by the caller, on the result.
+    pub fn merged(
+        &self,
+        patch: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, crate::error::ConfigError> {
+        use crate::error::ConfigError;
+        use serde_json::Value;
+        let mut merged = self.clone();
+        for (name, value) in patch {
+            let name = AttributeName::new(name).map_err(|_| ConfigError::InvalidAttributeName(name.clone()))?;
+            let value = match value {
+                Value::Null => {
+                    merged.remove(&name);
+                    continue;
+                }
+                Value::String(single) => AttributeValue::Single(single.clone()),
+                Value::Array(values) => AttributeValue::Multi(
+                    values
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<String>>>()
+                        .ok_or_else(|| ConfigError::NotAStringValue(name.clone()))?,
+                ),
+                _ => return Err(ConfigError::NotAStringValue(name)),
+            };
+            merged.insert(name, value);
+        }
+        Ok(merged)
+    }
 }
 
 impl FromIterator<(AttributeName, AttributeValue)> for Attributes {
@@ -262,6 +296,22 @@ mod tests {
     fn normalisation_trims_and_folds_case_only_when_asked() {
         assert_eq!(Normalization::CaseInsensitive.apply("  Alice@Example.COM "), "alice@example.com");
         assert_eq!(Normalization::Exact.apply("  Alice "), "Alice");
+    }
+
+    #[test]
+    fn a_merge_patch_sets_replaces_and_removes() {
+        let before: Attributes =
+            serde_json::from_str(r#"{"given_name":"Ann","nickname":"annie","groups":["a"]}"#).unwrap_or_default();
+        let patch = serde_json::json!({"nickname": null, "given_name": "Anne", "groups": ["a", "b"], "locale": "fr"});
+        let after = before.merged(patch.as_object().unwrap_or(&Default::default())).unwrap_or_default();
+        assert_eq!(
+            serde_json::to_value(&after).unwrap_or_default(),
+            serde_json::json!({"given_name": "Anne", "groups": ["a", "b"], "locale": "fr"})
+        );
+        for bad in [serde_json::json!({"age": 42}), serde_json::json!({"x": {"y": "z"}}), serde_json::json!({"g": [1]})]
+        {
+            assert!(before.merged(bad.as_object().unwrap_or(&Default::default())).is_err(), "{bad}");
+        }
     }
 
     #[test]

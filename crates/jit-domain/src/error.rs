@@ -22,6 +22,9 @@ pub enum ConfigError {
     /// A standard attribute declared, redefined or deleted.
     #[error("attribute {0:?} is a standard attribute: it is always there and cannot be declared, redefined or deleted")]
     BuiltInAttribute(AttributeName),
+    /// An attribute value that is neither a string nor an array of strings.
+    #[error("attribute {0:?} takes a string, an array of strings, or null to remove it")]
+    NotAStringValue(AttributeName),
     /// An attribute description too long or with control characters.
     #[error("the description of attribute {0:?} must be at most 500 characters without control characters")]
     InvalidDescription(AttributeName),

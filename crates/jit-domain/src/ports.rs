@@ -173,6 +173,16 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError>;
     /// A user by id.
     async fn user(&self, id: UserId) -> Result<Option<LocalUser>, StoreError>;
+    /// Replaces a user's attributes (checked against the schema) and
+    /// whether the email is verified: a value another user holds uniquely
+    /// is [`StoreError::Taken`], and nothing changes.
+    async fn set_attributes(
+        &self,
+        id: UserId,
+        attributes: &Attributes,
+        email_verified: bool,
+        now: OffsetDateTime,
+    ) -> Result<LocalUser, StoreError>;
     /// A user by username (case-insensitive).
     async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError>;
     /// Users whose attribute `name` has `value` (normalised as the schema says).

@@ -122,6 +122,10 @@ impl Server {
         self.call(Method::PUT, path, Some(body)).await
     }
 
+    async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
     async fn delete(&self, path: &str) -> Answer {
         self.call(Method::DELETE, path, None).await
     }
@@ -284,7 +288,7 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
         ("/api/v1/applications/{client_id}", &["get", "put", "delete"]),
         ("/api/v1/applications/{client_id}/secret", &["post"]),
         ("/api/v1/users", &["get", "post"]),
-        ("/api/v1/users/{id}", &["get", "delete"]),
+        ("/api/v1/users/{id}", &["get", "patch", "delete"]),
         ("/api/v1/users/{id}/totp", &["delete"]),
         ("/api/v1/audit", &["get"]),
         ("/api/v1/keys/rotate", &["post"]),
@@ -672,6 +676,54 @@ async fn operators_declare_attributes_and_users_carry_them() {
     assert_eq!(server.delete("/attributes/department").await.status, StatusCode::NO_CONTENT);
     assert_eq!(server.get("/attributes/department").await.status, StatusCode::NOT_FOUND);
     assert_eq!(server.delete("/attributes/department").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admins_patch_user_attributes_under_the_schema_rules() {
+    let server = Server::start().await;
+    let declared = server.post("/attributes", json!({"name": "employee_id", "unique": true})).await;
+    assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.text);
+    let ann = server
+        .user(json!({"username": "ann", "email_verified": true,
+                     "attributes": {"email": "ann@example.com", "nickname": "annie", "employee_id": "E1"}}))
+        .await;
+    let bob = server.user(json!({"username": "bob", "attributes": {"employee_id": "E2"}})).await;
+    let ann_url = format!("/users/{}", ann["id"].as_str().unwrap());
+    let bob_url = format!("/users/{}", bob["id"].as_str().unwrap());
+
+    let patched = server
+        .patch(&ann_url, json!({"attributes": {"nickname": null, "given_name": "Ann", "groups": ["staff", "hr"]}}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    assert_eq!(
+        patched.body["attributes"],
+        json!({"email": "ann@example.com", "employee_id": "E1", "given_name": "Ann", "groups": ["staff", "hr"]})
+    );
+    assert_eq!(patched.body["email_verified"], true, "the email did not change");
+
+    // Another user's unique value: 409, and nothing changed.
+    let taken = server.patch(&bob_url, json!({"attributes": {"employee_id": "E1", "nickname": "bobby"}})).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
+    assert_eq!(server.get(&bob_url).await.body["attributes"], json!({"employee_id": "E2"}));
+    // The schema's rules: unknown names, several values for a single one,
+    // numbers, system attributes.
+    for bad in [
+        json!({"attributes": {"shoe_size": "42"}}),
+        json!({"attributes": {"nickname": ["a", "b"]}}),
+        json!({"attributes": {"nickname": 7}}),
+        json!({"attributes": {"email_verified": "true"}}),
+    ] {
+        let refused = server.patch(&bob_url, bad.clone()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}: {}", refused.text);
+    }
+    // A changed email is unverified unless the administrator vouches.
+    let moved = server.patch(&ann_url, json!({"attributes": {"email": "ann@corp.example"}})).await;
+    assert_eq!(moved.body["email_verified"], false, "{}", moved.text);
+    let vouched =
+        server.patch(&ann_url, json!({"attributes": {"email": "ann@corp.example"}, "email_verified": true})).await;
+    assert_eq!(vouched.body["email_verified"], true, "{}", vouched.text);
+    let missing = server.patch("/users/00000000-0000-0000-0000-000000000000", json!({"attributes": {}})).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -242,6 +242,33 @@ impl UserStore for Store {
         Ok(load_users(&self.db, &schema, &[id.0]).await?.pop())
     }
 
+    async fn set_attributes(
+        &self,
+        id: UserId,
+        attributes: &Attributes,
+        email_verified: bool,
+        now: OffsetDateTime,
+    ) -> Result<LocalUser, StoreError> {
+        let schema = self.schema().await?;
+        schema.check(attributes)?;
+        const TAKEN: &str = "a unique attribute value (another user holds it)";
+        retry_transient(|| async {
+            let tx = self.db.begin().await.map_err(classify)?;
+            touch_user(&tx, id.0, now).await.map_err(|e| match e {
+                e if e.is_conflict(ConflictKind::Changed) => StoreError::NotFound(format!("user {id}")),
+                other => other,
+            })?;
+            write_attributes(&tx, &schema, id.0, attributes, email_verified).await.map_err(|e| match e {
+                e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
+                other => other,
+            })?;
+            let user = load_users(&tx, &schema, &[id.0]).await?.pop();
+            tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
+            user.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+        })
+        .await
+    }
+
     async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError> {
         let schema = self.schema().await?;
         let ids = user_ids_by_value(&self.db, USERNAME, &schema.normalize(USERNAME, username), 1).await?;

@@ -381,6 +381,15 @@ impl ProvisioningStore for GatedStore {
 
 #[async_trait]
 impl UserStore for GatedStore {
+    async fn set_attributes(
+        &self,
+        id: UserId,
+        attributes: &Attributes,
+        email_verified: bool,
+        now: OffsetDateTime,
+    ) -> Result<LocalUser, StoreError> {
+        self.inner.set_attributes(id, attributes, email_verified, now).await
+    }
     async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
         self.inner.create_user(user, now).await
     }

@@ -14,7 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
-use jit_domain::schema::{USERNAME, is_system};
+use jit_domain::schema::{EMAIL, USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
 use jit_primitives::password::hash_password_off_thread;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,10 @@ const MAX_PASSWORD_LEN: usize = 1024;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::default().routes(routes!(search, create)).routes(routes!(read, delete)).routes(routes!(reset_totp))
+    OpenApiRouter::default()
+        .routes(routes!(search, create))
+        .routes(routes!(read, patch, delete))
+        .routes(routes!(reset_totp))
 }
 
 /// A user as the API answers it.
@@ -182,6 +185,59 @@ async fn create(
     tracing::info!(event = "admin_user_created", user = %user.id, "user created");
     let location = format!("{API_PREFIX}/users/{}", user.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view(&state, user).await?)))
+}
+
+/// A change to a user: a JSON merge patch (RFC 7396) of the attributes,
+/// and whether the email is verified.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"attributes": {"department": "Sales", "nickname": null}}))]
+pub struct UserPatch {
+    /// Attributes to set (a string, or an array of strings for a
+    /// multi-valued attribute) or to remove (`null`); the others stay.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Whether the administrator vouches for the email. Left out: a changed
+    /// email is unverified, an unchanged one keeps its state.
+    pub email_verified: Option<bool>,
+}
+
+/// Changes a user's attributes (a JSON merge patch). The schema's rules
+/// hold (declared names, single or multi-valued, normalisation); a value
+/// another user holds uniquely is a 409 and nothing changes.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    request_body(content = UserPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "The user, changed", body = UserView),
+        (status = 400, description = "Invalid attributes", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "A unique value another user holds", body = ErrorBody),
+    )
+)]
+async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<UserPatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state.store.user(parse_id(&id)?).await?.ok_or_else(|| not_found(&id))?;
+    if let Some(name) = patch.attributes.keys().find(|n| n.as_str() == USERNAME || is_system(n)) {
+        return Err(ApiError::bad_request(format!(
+            "attribute {name:?} cannot be set here: the username is not an attribute, and system attributes are \
+             managed by jit"
+        )));
+    }
+    let attributes = user.attributes.merged(&patch.attributes)?;
+    let email = |attributes: &jit_domain::attribute::Attributes| attributes.get(EMAIL).cloned();
+    let email_verified =
+        patch.email_verified.unwrap_or(user.email_verified && email(&attributes) == email(&user.attributes));
+    let changed = state.store.set_attributes(user.id, &attributes, email_verified, state.clock.now()).await?;
+    tracing::info!(event = "admin_user_changed", user = %user.id, "user attributes changed");
+    Ok(Json(view(&state, changed).await?))
 }
 
 /// Reads a user with their federated identities.
