@@ -73,6 +73,9 @@ pub struct MappedClaims {
     /// Whether the IdP verified the mapped `email` (see
     /// [`ClaimMapping::map_documents`]).
     pub email_verified: bool,
+    /// The claims no mapping took (protocol claims such as `iss` or
+    /// `nonce` aside): dropped, and listed by the dry run.
+    pub dropped: std::collections::BTreeSet<String>,
 }
 
 /// Which claim becomes which local attribute.
@@ -155,7 +158,7 @@ impl ClaimMapping {
     ) -> Result<MappedClaims, MappingError> {
         let mut attributes = Attributes::new();
         for (claim, attribute) in &self.entries {
-            let Some(value) = documents.iter().find_map(|d| d.get(claim).filter(|v| !v.is_null())) else { continue };
+            let Some((value, _)) = first_claim(documents, claim) else { continue };
             let unsupported = || MappingError::UnsupportedValue { claim: claim.clone(), attribute: attribute.clone() };
             let Some(values) = json_values(value).map_err(|()| unsupported())? else { continue };
             let multi = schema.get(attribute.as_str()).is_some_and(|d| d.multi_valued);
@@ -177,7 +180,14 @@ impl ClaimMapping {
             MappingError::Invalid { claim: claim.unwrap_or_default(), source }
         })?;
         let email_verified = self.email_verified(documents, &attributes);
-        Ok(MappedClaims { attributes, email_verified })
+        let dropped = documents
+            .iter()
+            .flat_map(|document| document.keys())
+            .filter(|claim| !PROTOCOL_CLAIMS.contains(&claim.as_str()))
+            .filter(|claim| !self.entries.keys().any(|mapped| consumes(mapped, claim)))
+            .cloned()
+            .collect();
+        Ok(MappedClaims { attributes, email_verified, dropped })
     }
 
     /// Whether the mapped email is vouched for by a document that carries
@@ -194,6 +204,62 @@ impl ClaimMapping {
     fn claim_of(&self, attribute: &AttributeName) -> Option<String> {
         self.entries.iter().find(|(_, a)| *a == attribute).map(|(c, _)| c.clone())
     }
+}
+
+/// Claims of the protocol rather than about the user: never mapped, never
+/// reported as dropped.
+const PROTOCOL_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "auth_time",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "s_hash",
+    EMAIL_VERIFIED_CLAIM,
+    "phone_number_verified",
+    "updated_at",
+];
+
+/// Whether mapping `mapped` takes the top-level claim `claim`: the same
+/// name, or a dotted path into it (`address.country` takes `address`).
+fn consumes(mapped: &str, claim: &str) -> bool {
+    mapped == claim || mapped.strip_prefix(claim).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The value of claim `name` in `document`: the top-level claim of that
+/// very name if there is one (URIs such as
+/// `http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn` are names,
+/// dots and all), else a dotted path into nested objects
+/// (`address.country`). `null` counts as absent.
+pub fn claim_value<'a>(document: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if let Some(value) = document.get(name) {
+        return Some(value).filter(|v| !v.is_null());
+    }
+    let mut parts = name.split('.');
+    let mut current = document.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current).filter(|v| !v.is_null())
+}
+
+/// The first document (of userinfo, then the ID token) that carries claim
+/// `name`, with the value.
+pub fn first_claim<'a>(
+    documents: &[&'a Map<String, Value>],
+    name: &str,
+) -> Option<(&'a Value, &'a Map<String, Value>)> {
+    documents.iter().find_map(|document| claim_value(document, name).map(|value| (value, *document)))
 }
 
 /// `email_verified` as a boolean. Some IdPs send the string `"true"`; any
@@ -254,6 +320,27 @@ mod tests {
                 .unwrap();
         assert_eq!(mapped.attributes, expected);
         assert!(mapped.email_verified);
+        assert_eq!(mapped.dropped.into_iter().collect::<Vec<_>>(), ["unmapped"], "sub and email_verified are protocol");
+    }
+
+    #[test]
+    fn claims_are_found_by_name_uri_or_dotted_path() {
+        let upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn";
+        let mapping =
+            ClaimMapping::standard().with_overrides(&overrides(&[(upn, "nickname"), ("address.country", "locale")]));
+        let mapped = map(
+            &mapping,
+            json!({"sub": "x", upn: "ann@corp.example", "address": {"country": "FR", "locality": "Lyon"},
+                   "department": "Sales"}),
+        )
+        .unwrap();
+        assert_eq!(mapped.attributes.get("nickname").and_then(|v| v.single()), Some("ann@corp.example"));
+        assert_eq!(mapped.attributes.get("locale").and_then(|v| v.single()), Some("FR"));
+        assert_eq!(mapped.dropped.into_iter().collect::<Vec<_>>(), ["department"], "address was taken, in part");
+        let doc = json!({"a.b": "top", "a": {"b": "nested"}});
+        assert_eq!(claim_value(doc.as_object().unwrap(), "a.b"), Some(&json!("top")), "a name wins over a path");
+        let doc = json!({"a": {"b": null}});
+        assert_eq!(claim_value(doc.as_object().unwrap(), "a.b"), None);
     }
 
     #[test]

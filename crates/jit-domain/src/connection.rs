@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::AttributeName;
-use crate::claims::ClaimMapping;
+use crate::claims::{ClaimMapping, EMAIL_CLAIM, MAX_CLAIM_NAME_LEN};
 use crate::error::ConfigError;
 use crate::schema::{AttributeSchema, EMAIL, is_system};
 
@@ -92,8 +92,11 @@ pub enum SyncMethod {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkRule {
-    /// The attribute as mapped from the IdP's claims.
-    pub federated: AttributeName,
+    /// The claim as the IdP sends it (the seeds' "federated attribute"): a
+    /// name, a URI, or a dotted path into nested claims (see
+    /// [`claim_value`](crate::claims::claim_value)). Its single string
+    /// value is looked up.
+    pub federated: String,
     /// The local attribute it must equal; must be unique.
     pub local: AttributeName,
     /// The IdP is authoritative for the federated attribute: its values are
@@ -107,13 +110,13 @@ impl LinkRule {
     /// The rule used when linking is on and no rules are configured:
     /// email equals email.
     pub fn default_email() -> Self {
-        Self { federated: AttributeName::known(EMAIL), local: AttributeName::known(EMAIL), trusted: false }
+        Self { federated: EMAIL_CLAIM.to_owned(), local: AttributeName::known(EMAIL), trusted: false }
     }
 
     /// Whether some proof can back the rule's federated value: it is
     /// trusted, or it is the email (proven per sign-in by `email_verified`).
     pub fn can_be_proven(&self) -> bool {
-        self.trusted || self.federated.as_str() == EMAIL
+        self.trusted || self.federated == EMAIL_CLAIM
     }
 
     /// Whether the rule's local target is the email, so that only accounts
@@ -186,19 +189,21 @@ impl Default for JitPolicy {
 }
 
 impl JitPolicy {
-    /// Checks the rules against the schema: at most two, known attributes,
-    /// unique local targets, and a proof for each (see [`LinkRule`]).
+    /// Checks the rules against the schema: at most two, a claim name on
+    /// the federated side, a known unique local attribute, and a proof for
+    /// each (see [`LinkRule`]).
     pub fn validate(&self, schema: &AttributeSchema) -> Result<(), ConfigError> {
         if self.linking.rules.len() > 2 {
             return Err(ConfigError::TooManyLinkRules(self.linking.rules.len()));
         }
         for rule in &self.linking.rules {
-            for name in [&rule.federated, &rule.local] {
-                if is_system(name.as_str()) {
-                    return Err(ConfigError::SystemAttribute(name.clone()));
-                }
-                schema.require(name)?;
+            if rule.federated.trim().is_empty() || rule.federated.len() > MAX_CLAIM_NAME_LEN {
+                return Err(ConfigError::InvalidClaimName(rule.federated.clone()));
             }
+            if is_system(rule.local.as_str()) {
+                return Err(ConfigError::SystemAttribute(rule.local.clone()));
+            }
+            schema.require(&rule.local)?;
             if !schema.is_unique(rule.local.as_str()) {
                 return Err(ConfigError::NonUniqueLinkTarget(rule.local.clone()));
             }
@@ -339,11 +344,11 @@ impl Connection {
             .map(|(claim, _)| format!("connection {:?} maps claim {claim:?} onto it", self.name.as_str()))
             .collect();
         for rule in &self.jit.linking.rules {
-            if rule.local.as_str() == attribute || rule.federated.as_str() == attribute {
+            if rule.local.as_str() == attribute {
                 uses.push(format!(
                     "connection {:?} links on it ({} = {})",
                     self.name.as_str(),
-                    rule.federated.as_str(),
+                    rule.federated,
                     rule.local.as_str()
                 ));
             }
@@ -405,11 +410,7 @@ mod tests {
     use crate::schema::AttributeDefinition;
 
     fn rule(federated: &str, local: &str) -> LinkRule {
-        LinkRule {
-            federated: AttributeName::new(federated).unwrap(),
-            local: AttributeName::new(local).unwrap(),
-            trusted: false,
-        }
+        LinkRule { federated: federated.to_owned(), local: AttributeName::new(local).unwrap(), trusted: false }
     }
 
     fn trusted(federated: &str, local: &str) -> LinkRule {

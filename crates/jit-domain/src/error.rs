@@ -58,8 +58,8 @@ pub enum ConfigError {
         "linking rule {federated:?} = {local:?} links on a value the identity provider does not prove: only email is proven (by email_verified, or trust_email on the connection). If this IdP is authoritative for {federated:?}, set \"trusted\": true on the rule; otherwise an attacker who controls their own {federated:?} at the IdP could take over the local account that has it"
     )]
     UntrustedLinkRule {
-        /// The federated attribute.
-        federated: AttributeName,
+        /// The federated claim.
+        federated: String,
         /// The local attribute.
         local: AttributeName,
     },

@@ -26,6 +26,8 @@
 //!     subject: Subject::new("42").unwrap(),
 //!     attributes: mapped.attributes,
 //!     email_verified: mapped.email_verified,
+//!     // What linking rules look up: the IdP's claims by name.
+//!     claims: [("email".to_owned(), "Ann@Example.com".to_owned())].into(),
 //! };
 //! // Nobody has this email yet: the decision is to create an account.
 //! let lookups = Lookups::default();

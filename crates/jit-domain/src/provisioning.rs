@@ -14,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::attribute::{AttributeName, Attributes};
+use crate::claims::EMAIL_CLAIM;
 use crate::connection::{ConnectionName, JitPolicy, LinkRule};
 use crate::schema::{AttributeSchema, EMAIL, USERNAME, is_sync_protected};
 use crate::sync::{AttributeUpdate, plan_update};
@@ -306,10 +307,19 @@ fn create(schema: &AttributeSchema, policy: &JitPolicy, identity: &FederatedIden
 }
 
 /// Whether the federated value of `rule` is proven: the rule is trusted,
-/// or it links on the email and the IdP verified that very value (or the
-/// connection is trusted for email).
+/// or it links on the `email` claim, that claim's value is the account's
+/// mapped email, and the IdP verified it (or the connection is trusted for
+/// email).
 pub fn proven(policy: &JitPolicy, identity: &FederatedIdentity, rule: &LinkRule) -> bool {
-    rule.trusted || (rule.federated.as_str() == EMAIL && proves_email(policy, identity))
+    rule.trusted || (rule.federated == EMAIL_CLAIM && proves_email(policy, identity) && email_claim_is_mapped(identity))
+}
+
+/// Whether the `email` claim's value is the mapped `email` (so that its
+/// proof is the claim's).
+fn email_claim_is_mapped(identity: &FederatedIdentity) -> bool {
+    let claim = identity.claims.get(EMAIL_CLAIM).map(|v| v.trim().to_ascii_lowercase());
+    let mapped = identity.attributes.get(EMAIL).and_then(|v| v.single()).map(|v| v.trim().to_ascii_lowercase());
+    claim.is_some() && claim == mapped
 }
 
 /// Whether this sign-in vouches for the received email.
@@ -367,7 +377,7 @@ fn taken_unique_value(
 }
 
 fn rule_key(schema: &AttributeSchema, identity: &FederatedIdentity, rule: &LinkRule) -> Option<LookupKey> {
-    let value = identity.attributes.get(rule.federated.as_str())?.single()?;
+    let value = identity.claims.get(&rule.federated)?;
     (!value.trim().is_empty()).then(|| key(schema, &rule.local, value))
 }
 

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::claims::first_claim;
 use crate::connection::{Connection, JitPolicy};
 use crate::error::MappingError;
 use crate::ports::{ProvisioningFacts, ProvisioningStore, StoreError};
@@ -57,11 +58,24 @@ pub fn identity_from_claims(
 ) -> Result<FederatedIdentity, MappingError> {
     let subject = Subject::new(subject).map_err(|_| MappingError::InvalidSubject)?;
     let mapped = connection.claim_mapping().map_documents(documents, schema)?;
+    // The claims linking rules look up, by their names at the IdP: the
+    // first document that carries one as a single string gives it.
+    let claims = connection
+        .jit
+        .linking
+        .effective_rules()
+        .into_iter()
+        .filter_map(|rule| {
+            let (value, _) = first_claim(documents, &rule.federated)?;
+            Some((rule.federated, value.as_str()?.to_owned()))
+        })
+        .collect();
     Ok(FederatedIdentity {
         connection: connection.name.clone(),
         subject,
         attributes: mapped.attributes,
         email_verified: mapped.email_verified,
+        claims,
     })
 }
 
@@ -125,4 +139,52 @@ pub async fn provision<S: ProvisioningStore + ?Sized>(
         }
     }
     Err(ProvisionError::Contention)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::connection::{ConnectionName, LinkRule, OidcSettings};
+
+    fn connection(rules: Vec<LinkRule>) -> Connection {
+        let mut jit = JitPolicy::default();
+        jit.linking.rules = rules;
+        Connection {
+            name: ConnectionName::new("corp").unwrap_or_else(|e| unreachable!("{e}")),
+            display_name: "Corp".into(),
+            protocol: Default::default(),
+            oidc: OidcSettings::default(),
+            claim_mappings: Default::default(),
+            jit,
+        }
+    }
+
+    /// Issue 9 §2: a rule's federated side is the claim as the IdP sends
+    /// it — a name the standard mapping renames (`preferred_username`), a
+    /// URI, a nested path — found in the first document that has it.
+    #[test]
+    fn linking_rules_name_the_idps_claims() {
+        let upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn";
+        let rule = |federated: &str| LinkRule {
+            federated: federated.into(),
+            local: crate::attribute::AttributeName::known("username"),
+            trusted: true,
+        };
+        let connection = connection(vec![rule("preferred_username"), rule(upn), rule("org.employee.id")]);
+        let id_token = json!({"sub": "s", "preferred_username": "ann", upn: "ann@corp.example",
+                              "org": {"employee": {"id": "E1"}}});
+        let userinfo = json!({"sub": "s", "preferred_username": "ann-from-userinfo"});
+        let documents = [
+            userinfo.as_object().unwrap_or_else(|| unreachable!()),
+            id_token.as_object().unwrap_or_else(|| unreachable!()),
+        ];
+        let identity = identity_from_claims(&connection, "s", &documents, &AttributeSchema::standard())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(identity.claims.get("preferred_username").map(String::as_str), Some("ann-from-userinfo"));
+        assert_eq!(identity.claims.get(upn).map(String::as_str), Some("ann@corp.example"));
+        assert_eq!(identity.claims.get("org.employee.id").map(String::as_str), Some("E1"));
+        assert!(!identity.claims.contains_key("email"), "no email claim was sent");
+    }
 }

@@ -153,6 +153,10 @@ pub struct FederatedIdentity {
     /// true in the same document that carried that exact value under the
     /// `email` claim (see [`ClaimMapping::map`](crate::claims::ClaimMapping::map)).
     pub email_verified: bool,
+    /// The single string values of the claims the connection's linking
+    /// rules name, as the IdP sent them (rules link on claims, not on
+    /// mapped attributes).
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

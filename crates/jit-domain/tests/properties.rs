@@ -191,7 +191,7 @@ proptest! {
                     attribute: matched.rule.local.clone(),
                     normalized: schema.normalize(
                         matched.rule.local.as_str(),
-                        identity.attributes.get(matched.rule.federated.as_str()).and_then(AttributeValue::single).unwrap(),
+                        &identity.claims[&matched.rule.federated],
                     ),
                 };
                 let found: Vec<&LocalUser> = lookups
@@ -288,6 +288,7 @@ fn identity_with(mut received: Attributes, email_verified: bool) -> FederatedIde
     FederatedIdentity {
         connection: ConnectionName::new("corp").unwrap(),
         subject: Subject::new("sub-1").unwrap(),
+        claims: support::claims_like(&received),
         attributes: received,
         email_verified,
     }

@@ -881,11 +881,12 @@ async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
         .post(
             "/connections/corp/jit/preview",
             json!({"claims": {"sub": "s-1", "email": "New@Example.com", "email_verified": true,
-                              "preferred_username": "newbie", "given_name": "New"}}),
+                              "preferred_username": "newbie", "given_name": "New", "department": "Sales"}}),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["decision"], "create", "{}", answer.text);
+    assert_eq!(answer.body["mapped"]["dropped_claims"], json!(["department"]), "{}", answer.text);
     assert_eq!(answer.body["username"], "newbie");
     assert_eq!(answer.body["changes"]["attributes"], json!({"email": "New@Example.com", "given_name": "New"}));
     assert_eq!(answer.body["matched_rule"], Value::Null);

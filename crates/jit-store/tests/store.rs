@@ -93,12 +93,20 @@ fn connection(name: &str, jit: JitPolicy) -> Connection {
     }
 }
 
+/// Who signed in, as if the IdP sent claims named like the attributes
+/// (what linking rules look up).
 fn identity(connection: &str, subject: &str, attributes: serde_json::Value) -> FederatedIdentity {
+    let attributes = attrs(attributes);
+    let claims = attributes
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.single()?.to_owned())))
+        .collect();
     FederatedIdentity {
         connection: ConnectionName::new(connection).unwrap(),
         subject: Subject::new(subject).unwrap(),
-        attributes: attrs(attributes),
+        attributes,
         email_verified: true,
+        claims,
     }
 }
 

@@ -137,7 +137,7 @@ async fn an_unverified_email_does_not_link_and_reveals_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fallback_rule_links_when_the_first_rule_finds_nothing() {
     let mut policy = jit("override_all");
-    policy["linking"]["rules"] = json!([{"federated": "email", "local": "email"}, {"federated": "username", "local": "username", "trusted": true}]);
+    policy["linking"]["rules"] = json!([{"federated": "email", "local": "email"}, {"federated": "preferred_username", "local": "username", "trusted": true}]);
     let world = World::start(policy, alice(json!({"email": "new-address@example.com"})), step1()).await;
     let local =
         world.admin.post("/users", json!({"username": "alice", "attributes": {"email": "old@example.com"}})).await;

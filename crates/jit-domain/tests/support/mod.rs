@@ -39,21 +39,26 @@ pub fn unverified_user(n: u128, username: &str, attributes: Value) -> LocalUser 
     LocalUser { email_verified: false, ..user(n, username, attributes) }
 }
 
+/// Who signed in, as if the IdP sent claims named like the attributes
+/// (which is what linking rules look up).
 pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
+    let attributes = attrs(attributes);
     FederatedIdentity {
         connection: ConnectionName::new("corp").unwrap(),
         subject: Subject::new("sub-1").unwrap(),
-        attributes: attrs(attributes),
+        claims: claims_like(&attributes),
+        attributes,
         email_verified,
     }
 }
 
+/// Claims of the same names and single values as `attributes`.
+pub fn claims_like(attributes: &Attributes) -> std::collections::BTreeMap<String, String> {
+    attributes.iter().filter_map(|(name, value)| Some((name.as_str().to_owned(), value.single()?.to_owned()))).collect()
+}
+
 pub fn rule(federated: &str, local: &str) -> LinkRule {
-    LinkRule {
-        federated: AttributeName::new(federated).unwrap(),
-        local: AttributeName::new(local).unwrap(),
-        trusted: false,
-    }
+    LinkRule { federated: federated.to_owned(), local: AttributeName::new(local).unwrap(), trusted: false }
 }
 
 /// A rule whose federated attribute the IdP is authoritative for.

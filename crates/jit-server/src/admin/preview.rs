@@ -99,6 +99,9 @@ pub struct MappedView {
     pub attributes: Attributes,
     /// Whether the email counts as verified.
     pub email_verified: bool,
+    /// The IdP's claims that no mapping takes (protocol claims aside):
+    /// a sign-in drops them.
+    pub dropped_claims: Vec<String>,
 }
 
 /// What a sign-in with the claims would do.
@@ -158,6 +161,7 @@ async fn preview(
     };
     let schema = &*state.store.schema().await?;
     let mut identity = identity_from_claims(&connection, subject, &[&claims], schema)?;
+    let dropped = connection.claim_mapping().map_documents(&[&claims], schema)?.dropped;
     if let Some(verified) = request.email_verified {
         identity.email_verified = verified;
     }
@@ -184,7 +188,11 @@ async fn preview(
         username: None,
         user: None,
         email_verified: None,
-        mapped: MappedView { attributes: identity.attributes.clone(), email_verified: identity.email_verified },
+        mapped: MappedView {
+            attributes: identity.attributes.clone(),
+            email_verified: identity.email_verified,
+            dropped_claims: dropped.into_iter().collect(),
+        },
     };
     match decision {
         Decision::PassThrough { .. } => {}
