@@ -175,6 +175,96 @@ pub struct JitPolicy {
     pub trust_email: bool,
     /// Local account linking.
     pub linking: LinkingPolicy,
+    /// How the username of an account this connection creates is made, e.g.
+    /// `{preferred_username}`, `{email}` or `{connection}.{sub}`. Without
+    /// one, the mapped `username` (the `preferred_username` claim by
+    /// default). Either way, when it is missing, not a valid username, or
+    /// taken, the account is named `{connection}.{sub}`; if that is taken
+    /// too, the sign-in is refused. An existing account is never merged
+    /// into by its username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username_template: Option<UsernameTemplate>,
+}
+
+/// A username template: text with `{claim}` placeholders (a claim's name,
+/// URI or dotted path, see [`claim_value`](crate::claims::claim_value)),
+/// and `{connection}` and `{sub}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, example = "{preferred_username}"))]
+pub struct UsernameTemplate(String);
+
+/// Longest username template, in characters.
+pub const MAX_TEMPLATE_LEN: usize = 256;
+
+impl UsernameTemplate {
+    /// `template`, if every `{` opens a placeholder with a name and a `}`.
+    pub fn parse(template: &str) -> Result<Self, ConfigError> {
+        let invalid = || ConfigError::InvalidUsernameTemplate(template.to_owned());
+        if template.trim().is_empty() || template.chars().count() > MAX_TEMPLATE_LEN {
+            return Err(invalid());
+        }
+        let mut rest = template;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest[open..].starts_with('}') {
+                return Err(invalid());
+            }
+            let after = &rest[open + 1..];
+            let close = after.find('}').ok_or_else(invalid)?;
+            let name = &after[..close];
+            if name.trim().is_empty() || name.contains('{') {
+                return Err(invalid());
+            }
+            rest = &after[close + 1..];
+        }
+        Ok(Self(template.to_owned()))
+    }
+
+    /// The username for `subject` of `connection` from the claim
+    /// `documents` (userinfo first): `None` when a placeholder's claim is
+    /// missing or not a string or number.
+    pub fn render(
+        &self,
+        connection: &ConnectionName,
+        subject: &str,
+        documents: &[&serde_json::Map<String, serde_json::Value>],
+    ) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = self.0.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after.find('}')?;
+            let value = match &after[..close] {
+                "connection" => connection.as_str().to_owned(),
+                "sub" => subject.to_owned(),
+                claim => match crate::claims::first_claim(documents, claim)?.0 {
+                    serde_json::Value::String(value) => value.clone(),
+                    serde_json::Value::Number(value) => value.to_string(),
+                    _ => return None,
+                },
+            };
+            out.push_str(&value);
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+}
+
+impl TryFrom<String> for UsernameTemplate {
+    type Error = ConfigError;
+
+    fn try_from(template: String) -> Result<Self, Self::Error> {
+        Self::parse(&template)
+    }
+}
+
+impl From<UsernameTemplate> for String {
+    fn from(template: UsernameTemplate) -> Self {
+        template.0
+    }
 }
 
 impl Default for JitPolicy {
@@ -184,6 +274,7 @@ impl Default for JitPolicy {
             sync_method: SyncMethod::OverrideAll,
             trust_email: false,
             linking: LinkingPolicy::default(),
+            username_template: None,
         }
     }
 }

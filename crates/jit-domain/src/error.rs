@@ -63,6 +63,11 @@ pub enum ConfigError {
         /// The local attribute.
         local: AttributeName,
     },
+    /// A username template that does not parse.
+    #[error(
+        "username template {0:?} is invalid: use text with {{claim}} placeholders (or {{connection}} and {{sub}}), at most 256 characters, every {{ closed by }}"
+    )]
+    InvalidUsernameTemplate(String),
     /// More than a first and a fallback rule.
     #[error("at most two linking rules are allowed (a first match rule and a fallback rule), got {0}")]
     TooManyLinkRules(usize),

@@ -4,12 +4,13 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::attribute::{AttributeName, AttributeValue};
 use crate::claims::first_claim;
 use crate::connection::{Connection, JitPolicy};
 use crate::error::MappingError;
 use crate::ports::{ProvisioningFacts, ProvisioningStore, StoreError};
 use crate::provisioning::{Decision, LookupKey, ProvisioningInput, Refusal, decide, plan_lookups};
-use crate::schema::AttributeSchema;
+use crate::schema::{AttributeSchema, USERNAME};
 use crate::user::{FederatedIdentity, LocalUser, Subject};
 
 /// How often a decision is retried after losing a race. Each retry sees the
@@ -57,7 +58,18 @@ pub fn identity_from_claims(
     schema: &AttributeSchema,
 ) -> Result<FederatedIdentity, MappingError> {
     let subject = Subject::new(subject).map_err(|_| MappingError::InvalidSubject)?;
-    let mapped = connection.claim_mapping().map_documents(documents, schema)?;
+    let mut mapped = connection.claim_mapping().map_documents(documents, schema)?;
+    if let Some(template) = &connection.jit.username_template {
+        // The template decides the new account's name; without a value
+        // the fallback name is used (see `JitPolicy::username_template`).
+        let username = AttributeName::known(USERNAME);
+        match template.render(&connection.name, subject.as_str(), documents) {
+            Some(rendered) => mapped.attributes.insert(username, AttributeValue::Single(rendered)),
+            None => {
+                mapped.attributes.remove(&username);
+            }
+        }
+    }
     // The claims linking rules look up, by their names at the IdP: the
     // first document that carries one as a single string gives it.
     let claims = connection
@@ -146,7 +158,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::connection::{ConnectionName, LinkRule, OidcSettings};
+    use crate::connection::{ConnectionName, LinkRule, OidcSettings, UsernameTemplate};
 
     fn connection(rules: Vec<LinkRule>) -> Connection {
         let mut jit = JitPolicy::default();
@@ -186,5 +198,33 @@ mod tests {
         assert_eq!(identity.claims.get(upn).map(String::as_str), Some("ann@corp.example"));
         assert_eq!(identity.claims.get("org.employee.id").map(String::as_str), Some("E1"));
         assert!(!identity.claims.contains_key("email"), "no email claim was sent");
+    }
+
+    /// Issue 9 §2: the username of a new account comes from the
+    /// connection's template; a missing claim leaves it to the fallback
+    /// name, never to another account.
+    #[test]
+    fn a_username_template_names_new_accounts() {
+        let mut corp = connection(Vec::new());
+        corp.jit.username_template = Some(
+            UsernameTemplate::parse("{connection}-{address.locality}-{employee_id}")
+                .unwrap_or_else(|e| unreachable!("{e}")),
+        );
+        let claims =
+            json!({"sub": "s-9", "preferred_username": "ann", "address": {"locality": "lyon"}, "employee_id": 42});
+        let documents = [claims.as_object().unwrap_or_else(|| unreachable!())];
+        let schema = AttributeSchema::standard();
+        let identity = identity_from_claims(&corp, "s-9", &documents, &schema).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(identity.attributes.get(USERNAME).and_then(|v| v.single()), Some("corp-lyon-42"));
+
+        corp.jit.username_template = Some(UsernameTemplate::parse("{email}").unwrap_or_else(|e| unreachable!("{e}")));
+        let identity = identity_from_claims(&corp, "s-9", &documents, &schema).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(identity.attributes.get(USERNAME), None, "no email claim: the fallback name will be used");
+
+        for bad in ["", "{", "}", "{}", "a{b", "{a{b}}", "x}"] {
+            assert!(UsernameTemplate::parse(bad).is_err(), "{bad:?}");
+        }
+        let json: Result<JitPolicy, _> = serde_json::from_value(json!({"username_template": "{email"}));
+        assert!(json.is_err(), "checked when read");
     }
 }

@@ -67,6 +67,7 @@ fn policy() -> impl Strategy<Value = JitPolicy> {
                     .collect(),
                 skip_provisioning_without_match: skip,
             },
+            username_template: None,
         },
     )
 }

@@ -284,6 +284,7 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
         ("/api/v1/connections", &["get", "post"][..]),
         ("/api/v1/connections/{name}", &["get", "put", "delete"]),
         ("/api/v1/connections/{name}/jit/preview", &["post"]),
+        ("/api/v1/connections/{name}/jit", &["get", "put"]),
         ("/api/v1/applications", &["get", "post"]),
         ("/api/v1/applications/{client_id}", &["get", "put", "delete"]),
         ("/api/v1/applications/{client_id}/secret", &["post"]),
@@ -869,6 +870,49 @@ async fn preview_server() -> (Server, Value) {
         .user(json!({"username": "bob", "attributes": {"email": "bob@example.com", "name": "Bob"}, "email_verified": true}))
         .await;
     (server, bob)
+}
+
+/// Issue 9 §2 and §4: the JIT policy is its own resource, and a username
+/// template names new accounts, falling back to `<connection>.<sub>` when
+/// the name it makes is taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jit_policy_is_a_resource_and_a_template_names_new_accounts() {
+    let (server, _bob) = preview_server().await;
+    let policy = server.get("/connections/corp/jit").await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.text);
+    assert_eq!(policy.body["enabled"], true);
+    assert!(policy.body.get("username_template").is_none(), "no template by default: {}", policy.text);
+
+    let mut with_template = policy.body.clone();
+    with_template["username_template"] = json!("{email}");
+    let replaced = server.put("/connections/corp/jit", with_template.clone()).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.text);
+    assert_eq!(server.get("/connections/corp").await.body["jit"]["username_template"], "{email}");
+    let mut broken = with_template.clone();
+    broken["username_template"] = json!("{email");
+    assert_eq!(server.put("/connections/corp/jit", broken).await.status, StatusCode::BAD_REQUEST);
+    let mut untrusted = with_template.clone();
+    untrusted["linking"]["rules"] = json!([{"federated": "preferred_username", "local": "username"}]);
+    let refused = server.put("/connections/corp/jit", untrusted).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(server.get("/connections/corp/jit").await.body, replaced.body, "nothing stored");
+
+    let preview = |email: &'static str| json!({"claims": {"sub": "s-7", "email": email, "email_verified": false, "preferred_username": "ignored"}});
+    let answer = server.post("/connections/corp/jit/preview", preview("carol@example.com")).await;
+    assert_eq!(
+        (answer.body["decision"].clone(), answer.body["username"].clone()),
+        (json!("create"), json!("carol@example.com"))
+    );
+    // The name the template makes is taken: the fallback name, not a merge.
+    server.user(json!({"username": "dave@example.com"})).await;
+    let answer = server.post("/connections/corp/jit/preview", preview("dave@example.com")).await;
+    assert_eq!(
+        (answer.body["decision"].clone(), answer.body["username"].clone()),
+        (json!("create"), json!("corp.s-7")),
+        "{}",
+        answer.text
+    );
+    assert_eq!(server.get("/connections/nope/jit").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,7 +27,10 @@ use crate::AppState;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::default().routes(routes!(list, create)).routes(routes!(read, replace, delete))
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, delete))
+        .routes(routes!(read_jit, replace_jit))
 }
 
 /// A connection as the API answers it: the stored connection without its
@@ -198,6 +201,50 @@ async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Resu
     }
     tracing::info!(event = "admin_connection_deleted", connection = %name, "connection deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reads a connection's Just-in-Time provisioning policy (the seeds'
+/// "Just-in-Time Provisioning" tab as a resource).
+#[utoipa::path(
+    get,
+    path = "/connections/{name}/jit",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    responses(
+        (status = 200, description = "The policy", body = JitPolicy),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    )
+)]
+async fn read_jit(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(load(&state, &name).await?.jit))
+}
+
+/// Replaces only a connection's JIT policy, with the same validation as
+/// the whole connection (400, nothing stored, when it fails).
+#[utoipa::path(
+    put,
+    path = "/connections/{name}/jit",
+    tag = "connections",
+    params(("name" = String, Path, description = "The connection's name")),
+    request_body = JitPolicy,
+    responses(
+        (status = 200, description = "The policy, replaced", body = JitPolicy),
+        (status = 400, description = "Invalid policy", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    )
+)]
+async fn replace_jit(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(jit): ApiJson<JitPolicy>,
+) -> Result<impl IntoResponse, ApiError> {
+    let connection = Connection { jit, ..load(&state, &name).await? };
+    connection.validate(&*state.store.schema().await?)?;
+    state.store.update_connection(&connection, state.clock.now()).await?;
+    tracing::info!(event = "admin_connection_jit_updated", connection = %connection.name, "JIT policy updated");
+    Ok(Json(connection.jit))
 }
 
 /// The connection named `name`, or 404.
