@@ -263,3 +263,32 @@ async fn repeated_wrong_passwords_lock_the_account_across_sign_ins_without_revea
     assert_eq!(user["username"], "dave", "{user}");
     assert_eq!(user["id"], id.as_str());
 }
+
+/// Issue 9 §1–§2 against node oidc-provider: attributes the operator
+/// declares arrive from the IdP's claims (a nested one by its dotted path),
+/// a linking rule on the IdP's `employee_id` claim links, and the
+/// application receives the declared attributes through openid-client.
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_attributes_arrive_and_a_rule_on_a_declared_claim_links() {
+    let idp_alice = alice(json!({"email": "alice@elsewhere.example", "department": "Sales", "employee_id": "E-1",
+                                 "org": {"unit": "R&D"}}));
+    let world = World::start(jit("override_all"), idp_alice, step1()).await;
+    world.admin.post("/attributes", json!({"name": "department"})).await;
+    world.admin.post("/attributes", json!({"name": "unit"})).await;
+    world.admin.post("/attributes", json!({"name": "employee_id", "unique": true})).await;
+    let local = world
+        .admin
+        .post("/users", json!({"username": "alice.local", "attributes": {"employee_id": "E-1", "department": "HR"}}))
+        .await;
+    let mut corp = world.admin.get("/connections/corp").await;
+    corp["claim_mappings"] = json!({"department": "department", "employee_id": "employee_id", "org.unit": "unit"});
+    corp["jit"]["linking"]["rules"] = json!([{"federated": "employee_id", "local": "employee_id", "trusted": true}]);
+    world.admin.put("/connections/corp", corp).await;
+
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["sub"], local["id"], "linked by employee_id: {claims}");
+    assert_eq!(claims["id_token_claims"]["department"], "Sales", "synced from the IdP: {claims}");
+    assert_eq!(claims["id_token_claims"]["unit"], "R&D", "from the nested claim: {claims}");
+    let audit = world.audit().await;
+    assert_eq!(audit[0]["action"], "linked", "{audit:?}");
+}
