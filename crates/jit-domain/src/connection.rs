@@ -400,6 +400,76 @@ pub struct Connection {
     /// The JIT policy.
     #[serde(default)]
     pub jit: JitPolicy,
+    /// Conditions every sign-in's claims must meet (all of them), checked
+    /// before anything is written: e.g. "only members of group X may sign
+    /// in here". A sign-in that fails one is refused, with an audit event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim_filters: Vec<ClaimFilter>,
+}
+
+/// One condition on a claim (by name, URI or dotted path): it `equals` a
+/// value, or `matches` a regular expression (Rust `regex` syntax, linear
+/// time). A claim that is an array meets it if one of its values does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClaimFilter {
+    /// The claim.
+    pub claim: String,
+    /// The value it must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    /// A regular expression one of its values must match (anchor it with
+    /// `^…$` to match whole values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+}
+
+/// Longest regular expression of a claim filter, in bytes.
+pub const MAX_FILTER_PATTERN_LEN: usize = 1024;
+
+impl ClaimFilter {
+    /// A claim name, and exactly one of `equals` and `matches` (a pattern
+    /// that compiles, within [`MAX_FILTER_PATTERN_LEN`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| ConfigError::InvalidClaimFilter { claim: self.claim.clone(), why: why.to_owned() };
+        if self.claim.trim().is_empty() || self.claim.len() > MAX_CLAIM_NAME_LEN {
+            return Err(ConfigError::InvalidClaimName(self.claim.clone()));
+        }
+        match (&self.equals, &self.matches) {
+            (Some(_), None) => Ok(()),
+            (None, Some(pattern)) if pattern.len() > MAX_FILTER_PATTERN_LEN => Err(invalid("the pattern is too long")),
+            (None, Some(pattern)) => self.regex(pattern).map(drop).map_err(|e| invalid(&e.to_string())),
+            _ => Err(invalid("give exactly one of equals and matches")),
+        }
+    }
+
+    fn regex(&self, pattern: &str) -> Result<regex::Regex, regex::Error> {
+        regex::RegexBuilder::new(pattern).size_limit(1 << 20).build()
+    }
+
+    /// Whether the claim documents (userinfo first) meet the condition.
+    pub fn admits(&self, documents: &[&serde_json::Map<String, serde_json::Value>]) -> bool {
+        use serde_json::Value;
+        let Some((value, _)) = crate::claims::first_claim(documents, &self.claim) else { return false };
+        let values: Vec<String> = match value {
+            Value::Array(items) => items.iter().filter_map(scalar).collect(),
+            other => scalar(other).into_iter().collect(),
+        };
+        match (&self.equals, &self.matches) {
+            (Some(expected), _) => values.iter().any(|v| v == expected),
+            (None, Some(pattern)) => self.regex(pattern).is_ok_and(|re| values.iter().any(|v| re.is_match(v))),
+            (None, None) => false,
+        }
+    }
+}
+
+fn scalar(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 impl Connection {
@@ -420,7 +490,14 @@ impl Connection {
         }
         self.oidc.validate()?;
         self.claim_mapping().validate(schema)?;
+        self.claim_filters.iter().try_for_each(ClaimFilter::validate)?;
         self.jit.validate(schema)
+    }
+
+    /// The first of the connection's claim filters the documents fail, if
+    /// any.
+    pub fn filtered_out(&self, documents: &[&serde_json::Map<String, serde_json::Value>]) -> Option<&ClaimFilter> {
+        self.claim_filters.iter().find(|filter| !filter.admits(documents))
     }
 
     /// How this connection uses local attribute `attribute`, in words: as a
@@ -631,5 +708,25 @@ mod tests {
         let policy: JitPolicy = serde_json::from_str(json).unwrap();
         assert_eq!(policy.sync_method, SyncMethod::PreserveLocal);
         assert!(policy.linking.skip_provisioning_without_match);
+    }
+
+    #[test]
+    fn claim_filters_check_values_and_refuse_bad_definitions() {
+        let filter = |json: serde_json::Value| -> ClaimFilter { serde_json::from_value(json).unwrap() };
+        let doc = serde_json::json!({"groups": ["staff", "hr"], "org": {"unit": "R&D"}, "level": 3});
+        let docs = [doc.as_object().unwrap()];
+        assert!(filter(serde_json::json!({"claim": "groups", "equals": "hr"})).admits(&docs));
+        assert!(!filter(serde_json::json!({"claim": "groups", "equals": "admins"})).admits(&docs));
+        assert!(filter(serde_json::json!({"claim": "org.unit", "matches": "^R&"})).admits(&docs));
+        assert!(filter(serde_json::json!({"claim": "level", "equals": "3"})).admits(&docs));
+        assert!(!filter(serde_json::json!({"claim": "missing", "matches": ".*"})).admits(&docs), "absent fails");
+        for bad in [
+            serde_json::json!({"claim": "groups"}),
+            serde_json::json!({"claim": "groups", "equals": "a", "matches": "b"}),
+            serde_json::json!({"claim": "groups", "matches": "("}),
+            serde_json::json!({"claim": "", "equals": "a"}),
+        ] {
+            assert!(filter(bad.clone()).validate().is_err(), "{bad}");
+        }
     }
 }

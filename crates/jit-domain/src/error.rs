@@ -63,6 +63,14 @@ pub enum ConfigError {
         /// The local attribute.
         local: AttributeName,
     },
+    /// A claim filter that cannot be used.
+    #[error("the claim filter on {claim:?} is invalid: {why}")]
+    InvalidClaimFilter {
+        /// The claim.
+        claim: String,
+        /// Why.
+        why: String,
+    },
     /// A username template that does not parse.
     #[error(
         "username template {0:?} is invalid: use text with {{claim}} placeholders (or {{connection}} and {{sub}}), at most 256 characters, every {{ closed by }}"

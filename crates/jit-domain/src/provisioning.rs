@@ -106,6 +106,11 @@ pub enum Refusal {
         /// The rule that matched.
         rule: LinkRule,
     },
+    /// The sign-in's claims fail one of the connection's claim filters.
+    ClaimFilter {
+        /// The claim of the filter.
+        claim: String,
+    },
     /// A unique value the IdP sent already belongs to another account, which
     /// this sign-in may not take over.
     UniqueValueTaken {
@@ -131,6 +136,11 @@ impl fmt::Display for Refusal {
                 "the local account whose {} matches this user's {} is already linked to another user of this \
                  identity provider, so it was not linked again; ask an administrator",
                 rule.local, rule.federated
+            ),
+            Self::ClaimFilter { claim } => write!(
+                f,
+                "this connection admits only sign-ins whose {claim} meets its filter, and this one does not; ask \
+                 the administrator if you should have access"
             ),
             Self::UniqueValueTaken { attribute } => {
                 write!(f, "the {attribute} sent by the identity provider already belongs to another local account")
@@ -244,6 +254,9 @@ pub fn plan_lookups(policy: &JitPolicy, schema: &AttributeSchema, identity: &Fed
 /// IdP proved it.
 pub fn decide(input: ProvisioningInput<'_>) -> Decision {
     let ProvisioningInput { policy, schema, identity, associated, lookups } = input;
+    if let Some(claim) = &identity.filtered_out {
+        return Decision::Refuse(Refusal::ClaimFilter { claim: claim.clone() });
+    }
     if !policy.enabled {
         return Decision::PassThrough { attributes: identity.attributes.clone() };
     }

@@ -88,6 +88,7 @@ pub fn identity_from_claims(
         attributes: mapped.attributes,
         email_verified: mapped.email_verified,
         claims,
+        filtered_out: connection.filtered_out(documents).map(|filter| filter.claim.clone()),
     })
 }
 
@@ -133,7 +134,9 @@ pub async fn provision<S: ProvisioningStore + ?Sized>(
     identity: &FederatedIdentity,
     now: OffsetDateTime,
 ) -> Result<ProvisioningOutcome, ProvisionError> {
-    if !policy.enabled {
+    // JIT off touches no store, unless a claim filter refuses the sign-in:
+    // that refusal is audited too.
+    if !policy.enabled && identity.filtered_out.is_none() {
         return Ok(ProvisioningOutcome::PassThrough(identity.clone()));
     }
     for _ in 0..MAX_ATTEMPTS {
@@ -170,6 +173,7 @@ mod tests {
             oidc: OidcSettings::default(),
             claim_mappings: Default::default(),
             jit,
+            claim_filters: Vec::new(),
         }
     }
 

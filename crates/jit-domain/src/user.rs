@@ -157,6 +157,10 @@ pub struct FederatedIdentity {
     /// rules name, as the IdP sent them (rules link on claims, not on
     /// mapped attributes).
     pub claims: std::collections::BTreeMap<String, String>,
+    /// The claim of the connection's first claim filter this sign-in
+    /// fails, if one does: the sign-in is refused before anything is
+    /// written (see `Connection::claim_filters`).
+    pub filtered_out: Option<String>,
 }
 
 #[cfg(test)]

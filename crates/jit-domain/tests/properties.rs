@@ -292,5 +292,6 @@ fn identity_with(mut received: Attributes, email_verified: bool) -> FederatedIde
         claims: support::claims_like(&received),
         attributes: received,
         email_verified,
+        filtered_out: None,
     }
 }

@@ -18,7 +18,7 @@ use bench::{Bench, PASSWORD, describe, id_after, step};
 use expect_test::{Expect, expect};
 use jit_domain::connection::ConnectionName;
 use jit_domain::mfa::TotpSecret;
-use jit_domain::ports::{ConnectionStore, TotpStore};
+use jit_domain::ports::{AuditLog, ConnectionStore, TotpStore};
 use jit_flow::factors::totp;
 use jit_flow::{EngineSettings, Next, SignInError, TotpView};
 use time::Duration;
@@ -46,6 +46,8 @@ enum Act {
     EmailCode(Code),
     /// Time passes.
     Wait(Duration),
+    /// The newest audit event, as the admin API would list it.
+    Audit,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,14 +70,28 @@ struct Setup {
     totp: &'static [&'static str],
     /// Whether `corp` provisions just in time.
     jit: bool,
+    /// `corp`'s claim filters (JSON), if any.
+    claim_filters: &'static str,
     settings: fn() -> EngineSettings,
 }
 
-const SETUP: Setup =
-    Setup { steps: &[], script: None, users: &[], totp: &[], jit: true, settings: EngineSettings::default };
+const SETUP: Setup = Setup {
+    steps: &[],
+    script: None,
+    users: &[],
+    totp: &[],
+    jit: true,
+    claim_filters: "",
+    settings: EngineSettings::default,
+};
 
 /// Runs `acts` and compares the transcript with `expected`.
 async fn check(setup: Setup, acts: &[Act], expected: Expect) {
+    expected.assert_eq(&transcript(setup, acts).await);
+}
+
+/// Runs `acts`: the engine's answers, one line per act.
+async fn transcript(setup: Setup, acts: &[Act]) -> String {
     let steps = setup.steps.iter().map(|options| step(options)).collect();
     let bench = Bench::scripted(steps, setup.script, (setup.settings)()).await;
     let mut secrets = std::collections::HashMap::new();
@@ -87,10 +103,13 @@ async fn check(setup: Setup, acts: &[Act], expected: Expect) {
             secrets.insert(*username, secret);
         }
     }
-    if !setup.jit {
+    if !setup.jit || !setup.claim_filters.is_empty() {
         let name = ConnectionName::new(bench::CONNECTION).unwrap();
         let mut corp = bench.store.connection(&name).await.unwrap().unwrap();
-        corp.jit.enabled = false;
+        corp.jit.enabled = setup.jit;
+        if !setup.claim_filters.is_empty() {
+            corp.claim_filters = serde_json::from_str(setup.claim_filters).unwrap();
+        }
         bench.store.update_connection(&corp, bench.now()).await.unwrap();
     }
     let mut run = Run { bench: &bench, flow: None, user: None, secrets, accepted: None, redirects: Vec::new() };
@@ -102,7 +121,7 @@ async fn check(setup: Setup, acts: &[Act], expected: Expect) {
             writeln!(transcript, "< {answer}").unwrap();
         }
     }
-    expected.assert_eq(&transcript);
+    transcript
 }
 
 fn show(act: &Act) -> String {
@@ -117,6 +136,7 @@ fn show(act: &Act) -> String {
         Act::SendEmail => "send an email code".into(),
         Act::EmailCode(code) => format!("email code {code:?}"),
         Act::Wait(by) => format!("wait {by}"),
+        Act::Audit => "the audit trail".into(),
     }
 }
 
@@ -145,6 +165,12 @@ impl Run<'_> {
             Act::Wait(by) => {
                 self.bench.clock.advance(by);
                 return None;
+            }
+            Act::Audit => {
+                let filter = jit_domain::audit::AuditFilter { limit: 1, ..Default::default() };
+                let events = self.bench.store.audit_events(&filter).await.unwrap();
+                let newest = events.first().map(|event| serde_json::to_value(&event.action).unwrap());
+                return Some(format!("newest event: {}", newest.map_or("none".into(), |e| e.to_string())));
             }
             Act::Password(user, right) => {
                 self.user = Some(user);
@@ -564,4 +590,51 @@ async fn mfa_after_a_jit_disabled_connection_needs_a_local_account() {
         > the IdP signs in guest
         < refused: step 2 of this sign-in (TOTP) needs a local account, but you signed in through corp, whose users have no local account here (Just-in-Time provisioning is disabled). Ask the administrator to enable JIT provisioning for corp or to skip this step for its users. · answers checked so far: 1
     "#]]).await;
+}
+
+/// Issue 9 §2: a connection's claim filter admits only the sign-ins whose
+/// claims meet it ("only members of group staff"); the others are refused
+/// before anything is written, with an audit event — with JIT on or off.
+#[tokio::test]
+async fn a_claim_filter_refuses_sign_ins_that_do_not_meet_it() {
+    let filters = r#"[{"claim": "groups", "equals": "staff"}, {"claim": "email", "matches": "@corp\\.example$"}]"#;
+    use Act::*;
+    let acts = [
+        Start,
+        Federate("corp"),
+        IdpSignsIn(0, "eve", r#"{"email": "eve@corp.example", "groups": ["contractors"]}"#),
+        Audit,
+        Start,
+        Federate("corp"),
+        IdpSignsIn(0, "mallory", r#"{"email": "mallory@evil.example", "groups": ["staff"]}"#),
+        Start,
+        Federate("corp"),
+        IdpSignsIn(0, "ann", r#"{"email": "ann@corp.example", "groups": ["staff", "hr"]}"#),
+    ];
+    let jit_off = transcript(Setup { steps: &[&["corp"]], jit: false, claim_filters: filters, ..SETUP }, &acts).await;
+    let jit_on = Setup { steps: &[&["corp"]], claim_filters: filters, ..SETUP };
+    check(jit_on, &acts, expect![[r#"
+        > start
+        < step 1
+        > continue with corp
+        < redirect to IdP
+        > the IdP signs in eve
+        < refused: this connection admits only sign-ins whose groups meets its filter, and this one does not; ask the administrator if you should have access · answers checked so far: 1
+        > the audit trail
+        < newest event: {"action":"refused","refusal":{"claim":"groups","reason":"claim_filter"}}
+        > start
+        < step 1
+        > continue with corp
+        < redirect to IdP
+        > the IdP signs in mallory
+        < refused: this connection admits only sign-ins whose email meets its filter, and this one does not; ask the administrator if you should have access · answers checked so far: 2
+        > start
+        < step 1
+        > continue with corp
+        < redirect to IdP
+        > the IdP signs in ann
+        < complete · answers checked so far: 3
+    "#]]).await;
+    let jit_on = transcript(Setup { steps: &[&["corp"]], claim_filters: filters, ..SETUP }, &acts).await;
+    assert_eq!(jit_off, jit_on, "the filter holds with JIT off too");
 }

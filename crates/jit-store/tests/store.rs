@@ -90,6 +90,7 @@ fn connection(name: &str, jit: JitPolicy) -> Connection {
         },
         claim_mappings: Default::default(),
         jit,
+        claim_filters: Vec::new(),
     }
 }
 
@@ -107,6 +108,7 @@ fn identity(connection: &str, subject: &str, attributes: serde_json::Value) -> F
         attributes,
         email_verified: true,
         claims,
+        filtered_out: None,
     }
 }
 

@@ -49,6 +49,7 @@ pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
         claims: claims_like(&attributes),
         attributes,
         email_verified,
+        filtered_out: None,
     }
 }
 

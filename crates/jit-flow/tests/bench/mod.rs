@@ -145,6 +145,7 @@ impl Bench {
             },
             claim_mappings: Default::default(),
             jit: JitPolicy::default(),
+            claim_filters: Vec::new(),
         };
         store.create_connection(&connection, now).await.unwrap();
         let app = Application {

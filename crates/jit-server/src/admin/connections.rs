@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::AttributeName;
-use jit_domain::connection::{Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
+use jit_domain::connection::{ClaimFilter, Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
 use jit_domain::ports::ConnectionStore;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -49,6 +49,9 @@ pub struct ConnectionView {
     pub claim_mappings: BTreeMap<String, AttributeName>,
     /// The Just-in-Time provisioning policy.
     pub jit: JitPolicy,
+    /// Conditions every sign-in's claims must meet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claim_filters: Vec<ClaimFilter>,
 }
 
 /// OpenID Connect settings as the API answers them.
@@ -63,9 +66,10 @@ pub struct OidcView {
 
 impl From<Connection> for ConnectionView {
     fn from(connection: Connection) -> Self {
-        let Connection { name, display_name, protocol, mut oidc, claim_mappings, jit } = connection;
+        let Connection { name, display_name, protocol, mut oidc, claim_mappings, jit, claim_filters } = connection;
         let client_secret_set = oidc.client_secret.take().is_some();
-        Self { name, display_name, protocol, oidc: OidcView { settings: oidc, client_secret_set }, claim_mappings, jit }
+        let oidc = OidcView { settings: oidc, client_secret_set };
+        Self { name, display_name, protocol, oidc, claim_mappings, jit, claim_filters }
     }
 }
 
