@@ -33,6 +33,55 @@ pub struct Application {
     pub public: bool,
     /// How its users sign in.
     pub sign_in: SignInFlow,
+    /// Scopes of its own that release declared attributes, e.g.
+    /// `{"scope": "employee", "claims": ["employee_id", "department"]}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<CustomScope>,
+}
+
+/// An application's own scope: asking for it releases these declared
+/// attributes as claims (declared attributes are released only this way).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomScope {
+    /// The scope's name.
+    pub scope: String,
+    /// The declared attributes it releases.
+    pub claims: Vec<crate::attribute::AttributeName>,
+}
+
+/// Scopes with a meaning of their own: never an application's custom scope.
+pub const RESERVED_SCOPES: &[&str] =
+    &["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"];
+
+/// Most custom scopes per application.
+pub const MAX_CUSTOM_SCOPES: usize = 32;
+
+impl CustomScope {
+    /// A name of 1 to 64 characters (letters, digits, `_`, `-`, `.`, `:`),
+    /// not a reserved scope, releasing 1 to 64 declared attributes (not
+    /// standard or system ones: those have their own scopes or none).
+    pub fn validate(&self, schema: &crate::schema::AttributeSchema) -> Result<(), ConfigError> {
+        let invalid = |why: &str| ConfigError::InvalidCustomScope { scope: self.scope.clone(), why: why.to_owned() };
+        let name_ok = (1..=64).contains(&self.scope.len())
+            && self.scope.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if !name_ok {
+            return Err(invalid("use 1 to 64 letters, digits, '_', '-', '.' or ':'"));
+        }
+        if RESERVED_SCOPES.contains(&self.scope.as_str()) {
+            return Err(invalid("it is a standard scope"));
+        }
+        if self.claims.is_empty() || self.claims.len() > 64 {
+            return Err(invalid("name 1 to 64 declared attributes"));
+        }
+        for claim in &self.claims {
+            if crate::schema::is_system(claim.as_str()) || crate::schema::is_standard(claim.as_str()) {
+                return Err(invalid(&format!("{:?} is not a declared attribute", claim.as_str())));
+            }
+            schema.require(claim)?;
+        }
+        Ok(())
+    }
 }
 
 /// A redirect URI that may be registered: valid by construction
@@ -84,6 +133,28 @@ impl std::fmt::Display for RedirectUri {
 }
 
 impl Application {
+    /// Checks the custom scopes against the schema: each valid, none twice,
+    /// at most [`MAX_CUSTOM_SCOPES`].
+    pub fn validate_scopes(&self, schema: &crate::schema::AttributeSchema) -> Result<(), ConfigError> {
+        if self.scopes.len() > MAX_CUSTOM_SCOPES {
+            return Err(ConfigError::InvalidCustomScope {
+                scope: String::new(),
+                why: format!("at most {MAX_CUSTOM_SCOPES} scopes"),
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for scope in &self.scopes {
+            scope.validate(schema)?;
+            if !seen.insert(scope.scope.as_str()) {
+                return Err(ConfigError::InvalidCustomScope {
+                    scope: scope.scope.clone(),
+                    why: "it is listed twice".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the application's own rules: its name ([`Self::checked_name`]
     /// would keep it as is) and 1 to [`MAX_REDIRECT_URIS`] distinct
     /// redirect URIs (each valid by its type). The sign-in flow is checked
@@ -227,6 +298,7 @@ mod tests {
             redirect_uris: vec![uri.clone()],
             public: true,
             sign_in: SignInFlow::default(),
+            scopes: Vec::new(),
         };
         assert_eq!(app.validate(), Ok(()));
         let padded = Application { name: " Demo".into(), ..app.clone() };

@@ -55,8 +55,8 @@ pub const STANDARD_CLAIMS: &[StandardClaim] = &[
     StandardClaim { claim: EMAIL_VERIFIED_CLAIM, attribute: None, scope: Some("email") },
     claim("phone_number", "phone_number", "phone"),
     StandardClaim { claim: "phone_number_verified", attribute: None, scope: Some("phone") },
-    StandardClaim { claim: "groups", attribute: Some("groups"), scope: None },
-    StandardClaim { claim: "roles", attribute: Some("roles"), scope: None },
+    StandardClaim { claim: "groups", attribute: Some("groups"), scope: Some("groups") },
+    StandardClaim { claim: "roles", attribute: Some("roles"), scope: Some("roles") },
 ];
 
 /// The scope that releases `claim`, if a scope does (standard claims only;

@@ -63,6 +63,14 @@ pub enum ConfigError {
         /// The local attribute.
         local: AttributeName,
     },
+    /// An application's custom scope that cannot be used.
+    #[error("scope {scope:?} cannot be used: {why}")]
+    InvalidCustomScope {
+        /// The scope.
+        scope: String,
+        /// Why.
+        why: String,
+    },
     /// A claim filter that cannot be used.
     #[error("the claim filter on {claim:?} is invalid: {why}")]
     InvalidClaimFilter {

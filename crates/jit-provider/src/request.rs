@@ -152,7 +152,7 @@ impl AuthorizationRequest {
         if self.get("max_age").is_some_and(|age| age.parse::<u64>().is_err()) {
             return Err(back(ErrorCode::InvalidRequest, "max_age must be a number of seconds"));
         }
-        let scope = granted_scopes(self.get("scope").unwrap_or_default());
+        let scope = granted_scopes(self.get("scope").unwrap_or_default(), &application);
         if !scope.split(' ').any(|s| s == "openid") {
             return Err(back(ErrorCode::InvalidScope, "the openid scope is required"));
         }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::claims::{local_user_claims, pass_through_claims};
+use crate::claims::{Release, local_user_claims, pass_through_claims};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{AuthorizationGrant, SignedInSubject, StoredGrant, grant_key, load};
 use crate::request::is_pkce_value;
@@ -162,6 +162,7 @@ impl<S: ProviderStore + ?Sized> Provider<S> {
     ) -> Result<TokenResponse, OAuthError> {
         let scope = grant.authorization.scope.clone();
         let scopes: Vec<&str> = scope.split(' ').collect();
+        let release = Release { scopes: &scopes, custom: &application.scopes };
         let claims = match &grant.subject {
             SignedInSubject::Local { user } => {
                 let user = self
@@ -170,10 +171,10 @@ impl<S: ProviderStore + ?Sized> Provider<S> {
                     .await
                     .map_err(OAuthError::server_error)?
                     .ok_or_else(|| invalid_grant("the user no longer exists"))?;
-                local_user_claims(&user, &scopes)
+                local_user_claims(&user, release)
             }
             SignedInSubject::PassThrough { connection, subject, attributes, email_verified } => {
-                pass_through_claims(connection, subject, attributes, *email_verified, &scopes)
+                pass_through_claims(connection, subject, attributes, *email_verified, release)
             }
         };
         let issuer = &self.settings.issuer;

@@ -47,6 +47,7 @@ impl Bench {
                 redirect_uris: vec![RedirectUri::parse(REDIRECT).unwrap()],
                 public: false,
                 sign_in: SignInFlow { steps: vec![Step { options: vec![StepOption::Local] }], script: None },
+                scopes: Vec::new(),
             };
             store.create_application(&application, clock.now()).await.unwrap();
         }

@@ -624,6 +624,29 @@ async fn failed_admin_authentications_are_rate_limited() {
 // ---------------------------------------------------------------------------
 // Users
 
+/// Issue 9 §5: an application's custom scopes name declared attributes;
+/// reserved names and undeclared attributes are refused.
+#[tokio::test]
+async fn applications_declare_scopes_of_their_own() {
+    let server = Server::start().await;
+    server.post("/attributes", json!({"name": "employee_id", "unique": true})).await;
+    let app = |scopes: Value| json!({"name": "hr", "redirect_uris": ["https://hr.example/cb"], "public": true, "scopes": scopes});
+    for (scopes, why) in [
+        (json!([{"scope": "groups", "claims": ["employee_id"]}]), "standard scope"),
+        (json!([{"scope": "employee", "claims": ["shoe_size"]}]), "unknown attribute"),
+        (json!([{"scope": "employee", "claims": ["email"]}]), "not a declared attribute"),
+        (json!([{"scope": "has space", "claims": ["employee_id"]}]), "use 1 to 64"),
+        (json!([{"scope": "employee", "claims": []}]), "name 1 to 64"),
+    ] {
+        let refused = server.post("/applications", app(scopes.clone())).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{scopes}: {}", refused.text);
+        assert!(refused.text.contains(why) || why == "unknown attribute", "{why}: {}", refused.text);
+    }
+    let created = server.post("/applications", app(json!([{"scope": "employee", "claims": ["employee_id"]}]))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["scopes"], json!([{"scope": "employee", "claims": ["employee_id"]}]));
+}
+
 #[tokio::test]
 async fn operators_declare_attributes_and_users_carry_them() {
     let server = Server::start().await;

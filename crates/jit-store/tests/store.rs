@@ -227,6 +227,7 @@ async fn connections_and_applications_round_trip() {
         public: false,
         sign_in: serde_json::from_value(json!({"steps": [{"options": ["LOCAL", "corp"]}, {"options": ["TOTP"]}]}))
             .unwrap(),
+        scopes: Vec::new(),
     };
     db.store.create_application(&app, now()).await.unwrap();
     assert!(matches!(db.store.create_application(&app, now()).await, Err(StoreError::Taken(_))));
@@ -254,6 +255,7 @@ async fn a_connection_an_application_uses_cannot_be_deleted() {
         redirect_uris: vec![RedirectUri::parse("https://portal.example/cb").unwrap()],
         public: true,
         sign_in: flow(json!(["LOCAL", "corp"])),
+        scopes: Vec::new(),
     };
     db.store.create_application(&app, now()).await.unwrap();
     let refused = db.store.delete_connection(&corp.name).await;

@@ -184,7 +184,8 @@ async fn a_local_user_signs_in_with_a_password_and_the_application_gets_its_attr
                    "attributes": {"email": "Carol@Example.com", "given_name": "Carol", "groups": ["staff", "ops"]}}),
         )
         .await;
-    let page = world.browser.get(&format!("{}/login", world.app_url)).await;
+    // groups go out only under the scope of that name.
+    let page = world.browser.get(&format!("{}/login?scope=openid+profile+email+groups", world.app_url)).await;
     assert_eq!(page.status, 200, "the sign-in page: {}", page.body);
     assert!(page.body.contains("name=\"username\"") && page.body.contains("Continue with corp IdP"), "{}", page.body);
     let csrf = hidden_value(&page.body, "csrf").unwrap();
@@ -284,11 +285,31 @@ async fn declared_attributes_arrive_and_a_rule_on_a_declared_claim_links() {
     corp["claim_mappings"] = json!({"department": "department", "employee_id": "employee_id", "org.unit": "unit"});
     corp["jit"]["linking"]["rules"] = json!([{"federated": "employee_id", "local": "employee_id", "trusted": true}]);
     world.admin.put("/connections/corp", corp).await;
+    // Declared attributes reach the application only through a scope of its
+    // own that names them.
+    let mut app = world.admin.get(&format!("/applications/{}", world.client_id)).await;
+    app["scopes"] = json!([{"scope": "employee", "claims": ["department", "unit"]}]);
+    for field in ["client_id", "client_secret", "warnings", "flow_error"] {
+        app.as_object_mut().unwrap().remove(field);
+    }
+    world.admin.put(&format!("/applications/{}", world.client_id), app).await;
+    let discovery: serde_json::Value = reqwest::get(format!("{}/.well-known/openid-configuration", world.jit_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(discovery["scopes_supported"].as_array().unwrap().contains(&json!("employee")), "{discovery}");
+    assert!(discovery["claims_supported"].as_array().unwrap().contains(&json!("department")), "{discovery}");
 
-    let claims = World::app_claims(&world.federated_login("alice").await);
-    assert_eq!(claims["id_token_claims"]["sub"], local["id"], "linked by employee_id: {claims}");
+    let without = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(without["id_token_claims"]["sub"], local["id"], "linked by employee_id: {without}");
+    assert!(without["id_token_claims"].get("department").is_none(), "not asked for: {without}");
+    let claims = World::app_claims(&world.federated_login_with_scope("alice", "openid profile email employee").await);
+    assert_eq!(claims["id_token_claims"]["sub"], local["id"], "{claims}");
     assert_eq!(claims["id_token_claims"]["department"], "Sales", "synced from the IdP: {claims}");
     assert_eq!(claims["id_token_claims"]["unit"], "R&D", "from the nested claim: {claims}");
+    assert_eq!(claims["userinfo"]["department"], "Sales", "{claims}");
     let audit = world.audit().await;
     assert_eq!(audit[0]["action"], "linked", "{audit:?}");
 }

@@ -155,6 +155,7 @@ impl Bench {
             redirect_uris: vec![jit_domain::application::RedirectUri::parse("https://app.test/cb").unwrap()],
             public: true,
             sign_in: SignInFlow { steps, script: script.map(str::to_owned) },
+            scopes: Vec::new(),
         };
         store.create_application(&app, now).await.unwrap();
         let outbox = Arc::new(Outbox::default());

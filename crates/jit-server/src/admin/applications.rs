@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use jit_domain::application::{Application, RedirectUri};
+use jit_domain::application::{Application, CustomScope, RedirectUri};
 use jit_domain::connection::ConnectionName;
 use jit_domain::flow::{ConnectionFacts, FlowWarning, SignInFlow, StepOption};
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
@@ -59,6 +59,11 @@ pub struct ApplicationRequest {
     /// message.
     #[serde(default)]
     pub sign_in: SignInFlow,
+    /// Scopes of its own that release declared attributes, e.g.
+    /// `[{"scope": "employee", "claims": ["employee_id", "department"]}]`
+    /// (declared attributes are released only through such a scope).
+    #[serde(default)]
+    pub scopes: Vec<CustomScope>,
 }
 
 /// An application as the API answers it.
@@ -79,6 +84,9 @@ pub struct ApplicationView {
     pub public: bool,
     /// How its users sign in.
     pub sign_in: SignInFlow,
+    /// Its custom scopes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<CustomScope>,
     /// What may surprise in the flow (it still runs).
     pub warnings: Vec<FlowWarning>,
     /// Why the stored flow cannot run any more (e.g. a connection it names
@@ -89,9 +97,10 @@ pub struct ApplicationView {
 
 impl ApplicationView {
     fn new(application: Application, secret: Option<String>, warnings: Vec<FlowWarning>) -> Self {
-        let Application { name, client_id, redirect_uris, public, sign_in, .. } = application;
+        let Application { name, client_id, redirect_uris, public, sign_in, scopes, .. } = application;
         let redirect_uris = redirect_uris.into_iter().map(String::from).collect();
-        Self { name, client_id, client_secret: secret, redirect_uris, public, sign_in, warnings, flow_error: None }
+        let client_secret = secret;
+        Self { name, client_id, client_secret, redirect_uris, public, sign_in, scopes, warnings, flow_error: None }
     }
 }
 
@@ -144,7 +153,9 @@ async fn create(
         redirect_uris: request.redirect_uris,
         public: request.public,
         sign_in: request.sign_in,
+        scopes: request.scopes,
     };
+    application.validate_scopes(&*state.store.schema().await?)?;
     state.store.create_application(&application, state.clock.now()).await?;
     tracing::info!(
         event = "admin_application_created",
@@ -215,7 +226,9 @@ async fn replace(
         redirect_uris: request.redirect_uris,
         public: request.public,
         sign_in: request.sign_in,
+        scopes: request.scopes,
     };
+    application.validate_scopes(&*state.store.schema().await?)?;
     state.store.update_application(&application, state.clock.now()).await?;
     tracing::info!(event = "admin_application_updated", client_id = %application.client_id, "application updated");
     Ok(Json(ApplicationView::new(application, secret, warnings)))
@@ -350,6 +363,7 @@ struct CheckedRequest {
     redirect_uris: Vec<RedirectUri>,
     public: bool,
     sign_in: SignInFlow,
+    scopes: Vec<CustomScope>,
 }
 
 /// Checks name and redirect URIs (the domain's rules).
@@ -359,5 +373,6 @@ fn check_request(request: ApplicationRequest) -> Result<CheckedRequest, ApiError
         redirect_uris: Application::checked_redirect_uris(request.redirect_uris)?,
         public: request.public,
         sign_in: request.sign_in,
+        scopes: request.scopes,
     })
 }

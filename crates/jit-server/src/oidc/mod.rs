@@ -9,6 +9,7 @@ mod userinfo;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use jit_domain::ports::ApplicationStore;
 use jit_provider::claims::{SUPPORTED_SCOPES, claims_supported};
 use serde_json::json;
 
@@ -27,6 +28,23 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         Ok(algorithms) => algorithms,
         Err(error) => return OAuthError::from(jit_provider::OAuthError::server_error(error)).into_response(),
     };
+    let applications = match state.store.applications().await {
+        Ok(applications) => applications,
+        Err(error) => return OAuthError::from(jit_provider::OAuthError::server_error(error)).into_response(),
+    };
+    // The applications' own scopes, and the declared attributes they release.
+    let custom: Vec<&jit_domain::application::CustomScope> =
+        applications.iter().flat_map(|application| &application.scopes).collect();
+    let mut scopes: Vec<&str> = SUPPORTED_SCOPES.to_vec();
+    let mut claims = claims_supported();
+    for scope in &custom {
+        scopes.push(&scope.scope);
+        claims.extend(scope.claims.iter().map(|claim| claim.as_str()));
+    }
+    scopes.sort_unstable();
+    scopes.dedup();
+    claims.sort_unstable();
+    claims.dedup();
     let issuer = &state.settings.public_url;
     Json(json!({
         "issuer": issuer,
@@ -41,8 +59,8 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": SUPPORTED_SCOPES,
-        "claims_supported": claims_supported(),
+        "scopes_supported": scopes,
+        "claims_supported": claims,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,

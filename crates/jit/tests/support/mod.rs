@@ -105,6 +105,13 @@ impl World {
         self.browser.idp_login(&page, login).await
     }
 
+    /// [`World::federated_login`], the application asking for `scope`.
+    pub async fn federated_login_with_scope(&self, login: &str, scope: &str) -> Page {
+        let scope = url::form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>();
+        let page = self.browser.get(&format!("{}/login?fidp=corp&scope={scope}", self.app_url)).await;
+        self.browser.idp_login(&page, login).await
+    }
+
     /// The application's answer as JSON (asserting success).
     pub fn app_claims(page: &Page) -> Value {
         assert_eq!(page.status, 200, "the application did not get a successful sign-in: {} {}", page.url, page.body);
