@@ -45,6 +45,7 @@ pub mod claims;
 pub mod connection;
 pub mod error;
 pub mod flow;
+pub mod membership;
 pub mod mfa;
 pub mod ports;
 pub mod provisioning;

@@ -295,3 +295,91 @@ fn identity_with(mut received: Attributes, email_verified: bool) -> FederatedIde
         filtered_out: None,
     }
 }
+
+// ---------------------------------------------------------------------------
+// Group and role memberships (issue 9 §3)
+
+mod memberships {
+    use std::collections::BTreeSet;
+
+    use jit_domain::connection::ConnectionName;
+    use jit_domain::membership::*;
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &["staff", "hr", "ops", "vpn", "admins"];
+
+    fn connection() -> impl Strategy<Value = ConnectionName> {
+        prop::sample::select(vec!["corp", "partner"]).prop_map(|n| ConnectionName::new(n).unwrap())
+    }
+
+    fn grant() -> impl Strategy<Value = Grant> {
+        prop_oneof![Just(Grant::Admin), connection().prop_map(Grant::Connection)]
+    }
+
+    /// A user's memberships: each name at most once, with some grant.
+    fn memberships() -> impl Strategy<Value = Vec<Membership>> {
+        prop::collection::btree_map(prop::sample::select(NAMES.to_vec()), grant(), 0..5).prop_map(|m| {
+            m.into_iter().map(|(name, granted_by)| Membership { name: name.into(), granted_by }).collect()
+        })
+    }
+
+    fn mapping() -> impl Strategy<Value = MembershipMapping> {
+        (
+            prop::collection::btree_map(
+                prop::sample::select(vec!["Staff", "HR", "Ops", "Nobody"]),
+                prop::sample::select(NAMES.to_vec()),
+                0..4,
+            ),
+            prop_oneof![Just(Unmapped::Ignore), Just(Unmapped::Create)],
+            prop_oneof![Just(MembershipSync::OverrideAll), Just(MembershipSync::MergeWithExisting)],
+        )
+            .prop_map(|(mappings, unmapped, sync_method)| MembershipMapping {
+                claim: None,
+                mappings: mappings.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
+                unmapped,
+                sync_method,
+            })
+    }
+
+    fn received() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(prop::sample::select(vec!["Staff", "HR", "Ops", "Nobody", "staff", "new"]), 0..5)
+            .prop_map(|values| values.into_iter().map(String::from).collect())
+    }
+
+    fn existing() -> impl Strategy<Value = BTreeSet<String>> {
+        prop::collection::btree_set(prop::sample::select(NAMES.to_vec()), 0..5)
+            .prop_map(|names| names.into_iter().map(String::from).collect())
+    }
+
+    proptest! {
+        /// A sign-in never removes a membership another source granted.
+        #[test]
+        fn a_sync_never_removes_what_another_source_granted(
+            current in memberships(), received in received(), connection in connection(),
+            mapping in mapping(), existing in existing(),
+        ) {
+            let plan = plan_memberships(&current, &received, &connection, &mapping, &existing);
+            let after = apply_plan(&current, &plan, &connection);
+            for membership in current.iter().filter(|m| m.granted_by != Grant::Connection(connection.clone())) {
+                prop_assert!(after.contains(membership), "{membership:?} was removed: {plan:?}");
+            }
+            if mapping.sync_method == MembershipSync::MergeWithExisting {
+                prop_assert!(plan.remove.is_empty());
+            }
+        }
+
+        /// Syncing twice with the same claims changes nothing the second
+        /// time (after the created groups exist).
+        #[test]
+        fn a_sync_is_idempotent(
+            current in memberships(), received in received(), connection in connection(),
+            mapping in mapping(), existing in existing(),
+        ) {
+            let plan = plan_memberships(&current, &received, &connection, &mapping, &existing);
+            let after = apply_plan(&current, &plan, &connection);
+            let existing: BTreeSet<String> = existing.union(&plan.create).cloned().collect();
+            let again = plan_memberships(&after, &received, &connection, &mapping, &existing);
+            prop_assert!(again.is_empty(), "{again:?}");
+        }
+    }
+}
