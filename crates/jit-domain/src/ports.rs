@@ -10,6 +10,7 @@ use crate::attribute::{AttributeName, Attributes};
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::connection::{Connection, ConnectionName};
 use crate::error::ConfigError;
+use crate::membership::{Grant, Membership, MembershipKind};
 use crate::mfa::{Attempt, LockoutPolicy, TotpRecord, TotpSecret};
 use crate::provisioning::{Decision, LookupKey, Lookups};
 use crate::schema::{AttributeDefinition, AttributeSchema};
@@ -248,6 +249,59 @@ pub trait SchemaStore: Send + Sync {
     /// Deletes a declared attribute and every value users hold of it; false
     /// if it was not declared.
     async fn delete_attribute(&self, name: &AttributeName) -> Result<bool, StoreError>;
+}
+
+/// A local group or role.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Collection {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// How many users are members.
+    pub members: u64,
+}
+
+/// Local groups and roles, and who is a member by whose grant.
+#[async_trait]
+pub trait MembershipStore: Send + Sync {
+    /// Creates a group or role; [`StoreError::Taken`] if it exists.
+    async fn create_collection(
+        &self,
+        kind: MembershipKind,
+        name: &str,
+        description: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// All groups (or roles), by name.
+    async fn collections(&self, kind: MembershipKind) -> Result<Vec<Collection>, StoreError>;
+    /// One group or role.
+    async fn collection(&self, kind: MembershipKind, name: &str) -> Result<Option<Collection>, StoreError>;
+    /// Changes a description; false if absent.
+    async fn describe_collection(
+        &self,
+        kind: MembershipKind,
+        name: &str,
+        description: &str,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a group or role and its memberships; false if absent.
+    async fn delete_collection(&self, kind: MembershipKind, name: &str) -> Result<bool, StoreError>;
+    /// Makes `user` a member by `grant` (true), or changes nothing if they
+    /// are one already (false, the first grant kept);
+    /// [`StoreError::NotFound`] if the group or the user does not exist.
+    async fn grant_membership(
+        &self,
+        kind: MembershipKind,
+        name: &str,
+        user: UserId,
+        grant: &Grant,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Ends a membership, whoever granted it; false if there was none.
+    async fn revoke_membership(&self, kind: MembershipKind, name: &str, user: UserId) -> Result<bool, StoreError>;
+    /// A user's memberships, by name.
+    async fn memberships(&self, kind: MembershipKind, user: UserId) -> Result<Vec<Membership>, StoreError>;
 }
 
 /// Applications.

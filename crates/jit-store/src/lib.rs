@@ -30,6 +30,7 @@ mod convert;
 mod entity;
 mod error;
 mod keys;
+mod memberships;
 mod migration;
 mod password_lockout;
 mod provisioning;

@@ -377,6 +377,38 @@ async fn declared_attributes_live_in_the_database_and_unique_ones_refuse_shared_
 }
 
 #[tokio::test]
+async fn groups_and_roles_keep_their_members_and_who_granted_them() {
+    use jit_domain::membership::{Grant, Membership, MembershipKind};
+    let db = TestDb::new().await;
+    let (group, role) = (MembershipKind::Group, MembershipKind::Role);
+    db.store.create_collection(group, "staff", "Everyone", now()).await.unwrap();
+    db.store.create_collection(role, "staff", "A role of the same name", now()).await.unwrap();
+    assert!(matches!(db.store.create_collection(group, "staff", "", now()).await, Err(StoreError::Taken(_))));
+    let ann = local_user(&db, "ann", json!({})).await;
+    let corp = Grant::Connection(ConnectionName::new("corp").unwrap());
+    assert!(db.store.grant_membership(group, "staff", ann.id, &Grant::Admin, now()).await.unwrap());
+    assert!(!db.store.grant_membership(group, "staff", ann.id, &corp, now()).await.unwrap(), "the first grant stays");
+    assert!(db.store.grant_membership(role, "staff", ann.id, &corp, now()).await.unwrap());
+    assert_eq!(
+        db.store.memberships(group, ann.id).await.unwrap(),
+        vec![Membership { name: "staff".into(), granted_by: Grant::Admin }]
+    );
+    assert_eq!(db.store.memberships(role, ann.id).await.unwrap()[0].granted_by, corp, "kinds are apart");
+    assert_eq!(db.store.collection(group, "staff").await.unwrap().unwrap().members, 1);
+    let missing = db.store.grant_membership(group, "nobody", ann.id, &Grant::Admin, now()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+
+    assert!(db.store.revoke_membership(group, "staff", ann.id).await.unwrap());
+    assert!(!db.store.revoke_membership(group, "staff", ann.id).await.unwrap());
+    assert!(db.store.delete_collection(role, "staff").await.unwrap(), "memberships go with it");
+    assert!(db.store.memberships(role, ann.id).await.unwrap().is_empty());
+    db.store.grant_membership(group, "staff", ann.id, &Grant::Admin, now()).await.unwrap();
+    assert!(db.store.delete_user(ann.id).await.unwrap());
+    assert_eq!(db.store.collection(group, "staff").await.unwrap().unwrap().members, 0, "and with their user");
+    db.finish().await;
+}
+
+#[tokio::test]
 async fn records_expire_are_taken_once_and_keep_their_kinds_apart() {
     let db = TestDb::new().await;
     let later = now() + time::Duration::minutes(10);

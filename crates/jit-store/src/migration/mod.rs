@@ -13,6 +13,7 @@ mod m0007_drop_unused_columns;
 mod m0008_expiring_records;
 mod m0009_application_connections;
 mod m0010_attribute_definitions;
+mod m0011_memberships;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_expiring_records::Migration),
             Box::new(m0009_application_connections::Migration),
             Box::new(m0010_attribute_definitions::Migration),
+            Box::new(m0011_memberships::Migration),
         ]
     }
 
