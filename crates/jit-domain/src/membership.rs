@@ -75,10 +75,12 @@ impl From<Grant> for String {
 
 /// One membership of a user.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     /// The group's or role's name.
     pub name: String,
-    /// Who granted it.
+    /// Who granted it: `admin` or `connection:<name>`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub granted_by: Grant,
 }
 

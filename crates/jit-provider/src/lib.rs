@@ -25,7 +25,7 @@ pub mod userinfo;
 
 use std::sync::Arc;
 
-use jit_domain::ports::{ApplicationStore, ExpiringRecordStore, UserStore};
+use jit_domain::ports::{ApplicationStore, ExpiringRecordStore, MembershipStore, UserStore};
 use time::Duration;
 
 pub use error::{ErrorCode, OAuthError};
@@ -38,8 +38,8 @@ pub use token::{ClientCredentials, CodeExchange, TokenResponse};
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 /// Everything the provider needs from storage.
-pub trait ProviderStore: ApplicationStore + ExpiringRecordStore + UserStore {}
-impl<T: ApplicationStore + ExpiringRecordStore + UserStore + ?Sized> ProviderStore for T {}
+pub trait ProviderStore: ApplicationStore + ExpiringRecordStore + MembershipStore + UserStore {}
+impl<T: ApplicationStore + ExpiringRecordStore + MembershipStore + UserStore + ?Sized> ProviderStore for T {}
 
 /// Lifetimes and our name.
 #[derive(Clone, Debug)]

@@ -114,6 +114,27 @@ impl<S: ProviderStore + ?Sized> Provider<S> {
         self.issue_tokens(&application, &grant, &jti, now).await
     }
 
+    /// The user's group and role memberships join the `groups` and `roles`
+    /// attributes (values an IdP synced as attributes stay).
+    async fn add_memberships(&self, user: &mut jit_domain::user::LocalUser) -> Result<(), OAuthError> {
+        use jit_domain::attribute::{AttributeName, AttributeValue};
+        use jit_domain::membership::MembershipKind;
+        for kind in [MembershipKind::Group, MembershipKind::Role] {
+            let held = self.store.memberships(kind, user.id).await.map_err(OAuthError::server_error)?;
+            if held.is_empty() {
+                continue;
+            }
+            let name = AttributeName::new(kind.plural()).map_err(OAuthError::server_error)?;
+            let mut values: Vec<String> =
+                user.attributes.get(kind.plural()).map(|v| v.values().to_vec()).unwrap_or_default();
+            values.extend(held.into_iter().map(|membership| membership.name));
+            values.sort();
+            values.dedup();
+            user.attributes.insert(name, AttributeValue::Multi(values));
+        }
+        Ok(())
+    }
+
     /// Client authentication: the registered secret (compared in constant
     /// time, as its stored hash), or none for a public client.
     async fn authenticate_client(&self, client: &ClientCredentials) -> Result<Application, OAuthError> {
@@ -165,12 +186,13 @@ impl<S: ProviderStore + ?Sized> Provider<S> {
         let release = Release { scopes: &scopes, custom: &application.scopes };
         let claims = match &grant.subject {
             SignedInSubject::Local { user } => {
-                let user = self
+                let mut user = self
                     .store
                     .user(*user)
                     .await
                     .map_err(OAuthError::server_error)?
                     .ok_or_else(|| invalid_grant("the user no longer exists"))?;
+                self.add_memberships(&mut user).await?;
                 local_user_claims(&user, release)
             }
             SignedInSubject::PassThrough { connection, subject, attributes, email_verified } => {

@@ -30,6 +30,9 @@ const TABLES: &[&str] = &[
     "connections",
     "applications",
     "application_connections",
+    "attribute_definitions",
+    "collections",
+    "memberships",
     "expiring_records",
     "signing_keys",
     "audit_events",
@@ -294,6 +297,12 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_the_api() {
         ("/api/v1/audit", &["get"]),
         ("/api/v1/keys/rotate", &["post"]),
         ("/api/v1/attributes", &["get", "post"]),
+        ("/api/v1/groups", &["get", "post"]),
+        ("/api/v1/groups/{name}", &["get", "put", "delete"]),
+        ("/api/v1/groups/{name}/members/{user_id}", &["put", "delete"]),
+        ("/api/v1/roles", &["get", "post"]),
+        ("/api/v1/roles/{name}", &["get", "put", "delete"]),
+        ("/api/v1/roles/{name}/members/{user_id}", &["put", "delete"]),
         ("/api/v1/attributes/{name}", &["get", "put", "delete"]),
         ("/api/v1/openapi.json", &["get"]),
     ] {
@@ -645,6 +654,38 @@ async fn applications_declare_scopes_of_their_own() {
     let created = server.post("/applications", app(json!([{"scope": "employee", "claims": ["employee_id"]}]))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["scopes"], json!([{"scope": "employee", "claims": ["employee_id"]}]));
+}
+
+/// Issue 9 §3: groups and roles are records of their own; a membership an
+/// administrator grants is listed on the user as granted by `admin`.
+#[tokio::test]
+async fn groups_and_roles_have_members_granted_by_an_administrator() {
+    let server = Server::start().await;
+    let created = server.post("/groups", json!({"name": "staff", "description": "Everyone employed"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.headers.get("location").and_then(|v| v.to_str().ok()), Some("/api/v1/groups/staff"));
+    assert_eq!(server.post("/groups", json!({"name": "staff"})).await.status, StatusCode::CONFLICT);
+    assert_eq!(server.post("/groups", json!({"name": " padded "})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.post("/roles", json!({"name": "approver"})).await.status, StatusCode::CREATED);
+
+    let ann = server.user(json!({"username": "ann"})).await;
+    let id = ann["id"].as_str().unwrap();
+    assert_eq!(server.put(&format!("/groups/staff/members/{id}"), json!({})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.put(&format!("/roles/approver/members/{id}"), json!({})).await.status, StatusCode::NO_CONTENT);
+    let missing = server.put("/groups/nobody/members/00000000-0000-0000-0000-000000000000", json!({})).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+    let user = server.get(&format!("/users/{id}")).await.body;
+    assert_eq!(user["groups"], json!([{"name": "staff", "granted_by": "admin"}]), "{user}");
+    assert_eq!(user["roles"], json!([{"name": "approver", "granted_by": "admin"}]), "{user}");
+    assert_eq!(server.get("/groups/staff").await.body["members"], 1);
+    let described = server.put("/groups/staff", json!({"description": "All staff"})).await;
+    assert_eq!(described.body["description"], "All staff", "{}", described.text);
+
+    assert_eq!(server.delete(&format!("/groups/staff/members/{id}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.delete(&format!("/groups/staff/members/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(server.delete("/roles/approver").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.get(&format!("/users/{id}")).await.body["roles"], json!([]));
+    assert_eq!(server.get("/roles/approver").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

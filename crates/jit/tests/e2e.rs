@@ -184,6 +184,11 @@ async fn a_local_user_signs_in_with_a_password_and_the_application_gets_its_attr
                    "attributes": {"email": "Carol@Example.com", "given_name": "Carol", "groups": ["staff", "ops"]}}),
         )
         .await;
+    // A membership an administrator grants joins the groups in tokens.
+    world.admin.post("/groups", json!({"name": "vpn"})).await;
+    let member = format!("/groups/vpn/members/{}", local["id"].as_str().unwrap());
+    let (status, body) = world.admin.call(reqwest::Method::PUT, &member, None).await;
+    assert_eq!(status, 204, "{body}");
     // groups go out only under the scope of that name.
     let page = world.browser.get(&format!("{}/login?scope=openid+profile+email+groups", world.app_url)).await;
     assert_eq!(page.status, 200, "the sign-in page: {}", page.body);
@@ -220,7 +225,7 @@ async fn a_local_user_signs_in_with_a_password_and_the_application_gets_its_attr
     assert_eq!(id_token["preferred_username"], "carol");
     assert_eq!(id_token["email"], "Carol@Example.com");
     assert_eq!(id_token["given_name"], "Carol");
-    assert_eq!(id_token["groups"], json!(["staff", "ops"]));
+    assert_eq!(id_token["groups"], json!(["ops", "staff", "vpn"]), "{id_token}");
     assert_eq!(id_token["amr"], json!(["LOCAL"]), "{id_token}");
     assert_eq!(claims["userinfo"]["sub"], local["id"]);
     assert_eq!(claims["userinfo"]["email"], "Carol@Example.com");

@@ -15,6 +15,7 @@ mod auth;
 mod connections;
 mod error;
 mod extract;
+mod groups;
 mod keys;
 mod preview;
 mod users;
@@ -58,6 +59,8 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "users", description = "Local accounts"),
         (name = "audit", description = "The provisioning audit trail"),
         (name = "keys", description = "Token signing keys"),
+        (name = "groups", description = "Local groups and their members"),
+        (name = "roles", description = "Local roles and who holds them"),
         (name = "attributes", description = "The local attribute schema: standard attributes and those the operator declares"),
         (name = "meta", description = "This document"),
     )
@@ -89,6 +92,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let resources = OpenApiRouter::default()
         .merge(attributes::router())
         .merge(connections::router())
+        .merge(groups::router())
         .merge(preview::router())
         .merge(applications::router())
         .merge(users::router())

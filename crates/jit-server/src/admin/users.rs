@@ -13,6 +13,8 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
+use jit_domain::membership::{Membership, MembershipKind};
+use jit_domain::ports::MembershipStore;
 use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
 use jit_domain::schema::{EMAIL, USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
@@ -60,6 +62,10 @@ pub struct UserView {
     /// Whether the user has set up TOTP (an authenticator app). The secret
     /// itself is never returned.
     pub totp_enrolled: bool,
+    /// The groups the user is a member of, and who granted each.
+    pub groups: Vec<Membership>,
+    /// The roles the user holds, and who granted each.
+    pub roles: Vec<Membership>,
 }
 
 /// A local user to create.
@@ -309,6 +315,8 @@ async fn reset_totp(State(state): State<AppState>, Path(id): Path<String>) -> Re
 async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
     let federated_identities = state.store.federated_links(user.id).await?;
     let totp_enrolled = state.store.totp(user.id).await?.is_some();
+    let groups = state.store.memberships(MembershipKind::Group, user.id).await?;
+    let roles = state.store.memberships(MembershipKind::Role, user.id).await?;
     Ok(UserView {
         id: user.id,
         username: user.username,
@@ -316,6 +324,8 @@ async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
         email_verified: user.email_verified,
         federated_identities,
         totp_enrolled,
+        groups,
+        roles,
     })
 }
 
