@@ -34,6 +34,19 @@ pub enum AuditAction {
         /// Why.
         refusal: Refusal,
     },
+    /// The sign-in synced the account's groups or roles.
+    Memberships {
+        /// Groups or roles.
+        kind: crate::membership::MembershipKind,
+        /// Memberships added (granted by the connection).
+        added: BTreeSet<String>,
+        /// Memberships this connection had granted, removed.
+        removed: BTreeSet<String>,
+        /// Local groups or roles created for unmapped values.
+        created: BTreeSet<String>,
+        /// Mapped values that name no local group or role.
+        unknown: BTreeSet<String>,
+    },
 }
 
 impl AuditAction {
@@ -59,6 +72,7 @@ impl AuditAction {
             Self::Linked { .. } => "linked",
             Self::Synced { .. } => "synced",
             Self::Refused { .. } => "refused",
+            Self::Memberships { .. } => "memberships",
         }
     }
 }

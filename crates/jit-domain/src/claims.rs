@@ -105,6 +105,15 @@ impl ClaimMapping {
         self
     }
 
+    /// This mapping without the standard mapping of claim `claim` (unless
+    /// an override maps it elsewhere, which stays).
+    pub fn without_standard(mut self, claim: &str) -> Self {
+        if self.entries.get(claim).is_some_and(|attribute| attribute.as_str() == claim) {
+            self.entries.remove(claim);
+        }
+        self
+    }
+
     /// The claim → attribute pairs.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &AttributeName)> {
         self.entries.iter().map(|(claim, attribute)| (claim.as_str(), attribute))

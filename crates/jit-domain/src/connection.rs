@@ -405,6 +405,15 @@ pub struct Connection {
     /// in here". A sign-in that fails one is refused, with an audit event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claim_filters: Vec<ClaimFilter>,
+    /// How the IdP's groups become local group memberships (none: the
+    /// `groups` claim maps onto the `groups` attribute, as any claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub groups: Option<crate::membership::MembershipMapping>,
+    /// The same for roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub roles: Option<crate::membership::MembershipMapping>,
 }
 
 /// One condition on a claim (by name, URI or dotted path): it `equals` a
@@ -476,7 +485,25 @@ impl Connection {
     /// The effective claim mapping: the standard OpenID Connect claims,
     /// overridden and extended by this connection's mappings.
     pub fn claim_mapping(&self) -> ClaimMapping {
-        ClaimMapping::standard().with_overrides(&self.claim_mappings)
+        let mut mapping = ClaimMapping::standard().with_overrides(&self.claim_mappings);
+        // Groups and roles synced as memberships are not attributes too.
+        for (kind, configured) in [("groups", &self.groups), ("roles", &self.roles)] {
+            if configured.is_some() {
+                mapping = mapping.without_standard(kind);
+            }
+        }
+        mapping
+    }
+
+    /// The memberships configured: kind and mapping.
+    pub fn membership_mappings(
+        &self,
+    ) -> Vec<(crate::membership::MembershipKind, &crate::membership::MembershipMapping)> {
+        use crate::membership::MembershipKind;
+        [(MembershipKind::Group, &self.groups), (MembershipKind::Role, &self.roles)]
+            .into_iter()
+            .filter_map(|(kind, mapping)| mapping.as_ref().map(|mapping| (kind, mapping)))
+            .collect()
     }
 
     /// Everything a connection must satisfy before it is stored: a display

@@ -29,6 +29,7 @@
 //!     // What linking rules look up: the IdP's claims by name.
 //!     claims: [("email".to_owned(), "Ann@Example.com".to_owned())].into(),
 //!     filtered_out: None,
+//!     memberships: Vec::new(),
 //! };
 //! // Nobody has this email yet: the decision is to create an account.
 //! let lookups = Lookups::default();

@@ -23,6 +23,7 @@ pub const MAX_MEMBERSHIP_NAME_LEN: usize = 128;
 
 /// Groups or roles: the same rules, kept apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipKind {
     /// Groups (the `groups` claim).
@@ -126,6 +127,17 @@ pub struct MembershipMapping {
     /// How memberships follow the IdP.
     #[serde(default)]
     pub sync_method: MembershipSync,
+}
+
+/// What the IdP sent of one kind, with the connection's mapping for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedMemberships {
+    /// Groups or roles.
+    pub kind: MembershipKind,
+    /// The values of the mapping's claim.
+    pub values: Vec<String>,
+    /// The mapping.
+    pub mapping: MembershipMapping,
 }
 
 /// What a sign-in does to one user's memberships of one kind.

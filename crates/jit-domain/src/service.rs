@@ -89,6 +89,19 @@ pub fn identity_from_claims(
         email_verified: mapped.email_verified,
         claims,
         filtered_out: connection.filtered_out(documents).map(|filter| filter.claim.clone()),
+        memberships: connection
+            .membership_mappings()
+            .into_iter()
+            .map(|(kind, mapping)| {
+                let claim = mapping.claim.clone().unwrap_or_else(|| kind.plural().to_owned());
+                let values = match first_claim(documents, &claim).map(|(value, _)| value) {
+                    Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                    Some(Value::String(single)) => vec![single.clone()],
+                    _ => Vec::new(),
+                };
+                crate::membership::ReceivedMemberships { kind, values, mapping: mapping.clone() }
+            })
+            .collect(),
     })
 }
 
@@ -174,6 +187,8 @@ mod tests {
             claim_mappings: Default::default(),
             jit,
             claim_filters: Vec::new(),
+            groups: None,
+            roles: None,
         }
     }
 

@@ -161,6 +161,9 @@ pub struct FederatedIdentity {
     /// fails, if one does: the sign-in is refused before anything is
     /// written (see `Connection::claim_filters`).
     pub filtered_out: Option<String>,
+    /// The groups and roles the IdP sent, for the connection's membership
+    /// mappings (see [`plan_memberships`](crate::membership::plan_memberships)).
+    pub memberships: Vec<crate::membership::ReceivedMemberships>,
 }
 
 #[cfg(test)]

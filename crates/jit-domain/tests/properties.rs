@@ -293,6 +293,7 @@ fn identity_with(mut received: Attributes, email_verified: bool) -> FederatedIde
         attributes: received,
         email_verified,
         filtered_out: None,
+        memberships: Vec::new(),
     }
 }
 

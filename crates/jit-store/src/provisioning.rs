@@ -4,23 +4,26 @@
 //! [`StoreError::Conflict`] so the caller decides again on fresh data.
 
 use async_trait::async_trait;
+use std::collections::BTreeSet;
+
 use jit_domain::audit::AuditAction;
 use jit_domain::connection::ConnectionName;
+use jit_domain::membership::{Grant, Membership, MembershipKind, ReceivedMemberships, plan_memberships};
 use jit_domain::ports::{ConflictKind, ProvisioningFacts, ProvisioningStore, StoreError};
 use jit_domain::provisioning::{Decision, LookupKey, Lookups};
 use jit_domain::sync::AttributeUpdate;
 use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    AccessMode, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, QueryFilter,
-    QuerySelect, TransactionTrait,
+    AccessMode, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    IsolationLevel, QueryFilter, QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Store;
 use crate::convert::{millis, to_json};
-use crate::entity::{audit_events, federated_identities};
+use crate::entity::{audit_events, collections, federated_identities, memberships};
 use crate::error::classify;
 use crate::users::{insert_user, load_users, touch_user, user_ids_by_value, write_attributes};
 
@@ -98,9 +101,97 @@ impl ProvisioningStore for Store {
         if let Some(action) = AuditAction::for_decision(decision) {
             record(&tx, identity, user.as_ref().map(|u| u.id), &action, now).await?;
         }
+        if let Some(user) = &user {
+            for received in &identity.memberships {
+                sync_memberships(&tx, identity, user.id, received, now).await?;
+            }
+        }
         tx.commit().await.map_err(classify)?;
         Ok(user)
     }
+}
+
+/// Applies the connection's membership mapping to `user` in the sign-in's
+/// transaction (see `jit_domain::membership::plan_memberships`), and
+/// records what changed, and any mapped value naming no local group, in
+/// the audit trail.
+async fn sync_memberships(
+    tx: &DatabaseTransaction,
+    identity: &FederatedIdentity,
+    user: UserId,
+    received: &ReceivedMemberships,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let kind = match received.kind {
+        MembershipKind::Group => "group",
+        MembershipKind::Role => "role",
+    };
+    let rows = memberships::Entity::find()
+        .filter(memberships::Column::Kind.eq(kind))
+        .filter(memberships::Column::UserId.eq(user.0))
+        .all(tx)
+        .await
+        .map_err(classify)?;
+    let current: Vec<Membership> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Grant::try_from(row.granted_by).ok().map(|granted_by| Membership { name: row.name, granted_by })
+        })
+        .collect();
+    let existing: BTreeSet<String> = collections::Entity::find()
+        .filter(collections::Column::Kind.eq(kind))
+        .all(tx)
+        .await
+        .map_err(classify)?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let plan = plan_memberships(&current, &received.values, &identity.connection, &received.mapping, &existing);
+    for name in &plan.create {
+        collections::Entity::insert(collections::ActiveModel {
+            kind: Set(kind.to_owned()),
+            name: Set(name.clone()),
+            description: Set(format!("created by connection {}", identity.connection)),
+            created_at: Set(millis(now)),
+        })
+        .exec_without_returning(tx)
+        .await
+        .map_err(classify)?;
+    }
+    let grant = String::from(Grant::Connection(identity.connection.clone()));
+    for name in &plan.add {
+        memberships::Entity::insert(memberships::ActiveModel {
+            kind: Set(kind.to_owned()),
+            name: Set(name.clone()),
+            user_id: Set(user.0),
+            granted_by: Set(grant.clone()),
+            granted_at: Set(millis(now)),
+        })
+        .exec_without_returning(tx)
+        .await
+        .map_err(classify)?;
+    }
+    if !plan.remove.is_empty() {
+        memberships::Entity::delete_many()
+            .filter(memberships::Column::Kind.eq(kind))
+            .filter(memberships::Column::UserId.eq(user.0))
+            .filter(memberships::Column::GrantedBy.eq(grant.as_str()))
+            .filter(memberships::Column::Name.is_in(plan.remove.iter().cloned()))
+            .exec(tx)
+            .await
+            .map_err(classify)?;
+    }
+    if !plan.is_empty() || !plan.unknown.is_empty() {
+        let action = AuditAction::Memberships {
+            kind: received.kind,
+            added: plan.add,
+            removed: plan.remove,
+            created: plan.create,
+            unknown: plan.unknown,
+        };
+        record(tx, identity, Some(user), &action, now).await?;
+    }
+    Ok(())
 }
 
 impl Store {

@@ -91,6 +91,8 @@ fn connection(name: &str, jit: JitPolicy) -> Connection {
         claim_mappings: Default::default(),
         jit,
         claim_filters: Vec::new(),
+        groups: None,
+        roles: None,
     }
 }
 
@@ -109,6 +111,7 @@ fn identity(connection: &str, subject: &str, attributes: serde_json::Value) -> F
         email_verified: true,
         claims,
         filtered_out: None,
+        memberships: Vec::new(),
     }
 }
 

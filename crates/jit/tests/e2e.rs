@@ -318,3 +318,43 @@ async fn declared_attributes_arrive_and_a_rule_on_a_declared_claim_links() {
     let audit = world.audit().await;
     assert_eq!(audit[0]["action"], "linked", "{audit:?}");
 }
+
+/// Issue 9 §3 against node oidc-provider: the IdP's groups map onto local
+/// groups; an override-all sign-in that no longer brings a group removes
+/// the membership the connection granted, and never the one an
+/// administrator granted; a mapped value naming no local group is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn idp_groups_sync_without_trampling_manual_grants() {
+    let mut world =
+        World::start(jit("override_all"), alice(json!({"groups": ["Staff", "HR", "Legacy"]})), step1()).await;
+    for group in ["staff", "hr", "vpn"] {
+        world.admin.post("/groups", json!({"name": group})).await;
+    }
+    let mut corp = world.admin.get("/connections/corp").await;
+    corp["groups"] = json!({"claim": "groups", "mappings": {"Staff": "staff", "HR": "hr", "Legacy": "gone"},
+                            "unmapped": "ignore", "sync_method": "override_all"});
+    world.admin.put("/connections/corp", corp).await;
+
+    let first = World::app_claims(&world.federated_login_with_scope("alice", "openid profile email groups").await);
+    let id = first["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    assert_eq!(first["id_token_claims"]["groups"], json!(["hr", "staff"]), "{first}");
+    let (status, body) = world.admin.call(reqwest::Method::PUT, &format!("/groups/vpn/members/{id}"), None).await;
+    assert_eq!(status, 204, "{body}");
+    let audit = world.audit().await;
+    let synced = audit.iter().find(|e| e["action"] == "memberships").unwrap_or_else(|| panic!("{audit:?}"));
+    assert_eq!(synced["added"], json!(["hr", "staff"]));
+    assert_eq!(synced["unknown"], json!(["gone"]), "reported, not dropped silently");
+
+    // HR is gone at the IdP.
+    world.set_idp_users(&alice(json!({"groups": ["Staff"]}))).await;
+    world.new_browser();
+    let again = World::app_claims(&world.federated_login_with_scope("alice", "openid profile email groups").await);
+    assert_eq!(again["id_token_claims"]["groups"], json!(["staff", "vpn"]), "{again}");
+    let user = world.admin.get(&format!("/users/{id}")).await;
+    assert_eq!(
+        user["groups"],
+        json!([{"name": "staff", "granted_by": "connection:corp"}, {"name": "vpn", "granted_by": "admin"}]),
+        "{user}"
+    );
+    assert!(user["attributes"].get("groups").is_none(), "groups are memberships here, not an attribute: {user}");
+}

@@ -50,6 +50,7 @@ pub fn identity(attributes: Value, email_verified: bool) -> FederatedIdentity {
         attributes,
         email_verified,
         filtered_out: None,
+        memberships: Vec::new(),
     }
 }
 

@@ -146,6 +146,8 @@ impl Bench {
             claim_mappings: Default::default(),
             jit: JitPolicy::default(),
             claim_filters: Vec::new(),
+            groups: None,
+            roles: None,
         };
         store.create_connection(&connection, now).await.unwrap();
         let app = Application {

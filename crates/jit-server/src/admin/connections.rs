@@ -14,6 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::AttributeName;
 use jit_domain::connection::{ClaimFilter, Connection, ConnectionName, JitPolicy, OidcSettings, Protocol};
+use jit_domain::membership::MembershipMapping;
 use jit_domain::ports::ConnectionStore;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -52,6 +53,14 @@ pub struct ConnectionView {
     /// Conditions every sign-in's claims must meet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub claim_filters: Vec<ClaimFilter>,
+    /// How the IdP's groups become memberships.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub groups: Option<MembershipMapping>,
+    /// How the IdP's roles become memberships.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub roles: Option<MembershipMapping>,
 }
 
 /// OpenID Connect settings as the API answers them.
@@ -66,10 +75,11 @@ pub struct OidcView {
 
 impl From<Connection> for ConnectionView {
     fn from(connection: Connection) -> Self {
-        let Connection { name, display_name, protocol, mut oidc, claim_mappings, jit, claim_filters } = connection;
+        let Connection { name, display_name, protocol, mut oidc, claim_mappings, jit, claim_filters, groups, roles } =
+            connection;
         let client_secret_set = oidc.client_secret.take().is_some();
         let oidc = OidcView { settings: oidc, client_secret_set };
-        Self { name, display_name, protocol, oidc, claim_mappings, jit, claim_filters }
+        Self { name, display_name, protocol, oidc, claim_mappings, jit, claim_filters, groups, roles }
     }
 }
 
