@@ -754,6 +754,40 @@ async fn concurrent_first_logins_create_exactly_one_account() {
     db.finish().await;
 }
 
+/// Issue 9: a linking rule on a declared unique attribute (the IdP's
+/// `employee_id` claim, trusted) under concurrent first logins through two
+/// connections still makes one account: one creates, the others link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_logins_linking_on_a_declared_unique_attribute_make_one_account() {
+    let db = TestDb::new().await;
+    let store = Arc::new(db.store.clone());
+    let mut policy = JitPolicy::default();
+    policy.linking.rules = vec![LinkRule {
+        federated: "employee_id".into(),
+        local: AttributeName::new("employee_id").unwrap(),
+        trusted: true,
+    }];
+    let mut connections = Vec::new();
+    for name in ["corp", "partner"] {
+        connections.push(Arc::new(with_connection(&db, name, policy.clone()).await));
+    }
+    let logins = (0..RACERS).map(|i| {
+        let store = store.clone();
+        let connection = connections[i % 2].clone();
+        let who = identity(connection.name.as_str(), "same-employee", json!({"employee_id": "E-77"}));
+        tokio::spawn(
+            async move { provision(&*store, &connection.jit, &store.schema().await.unwrap(), &who, now()).await },
+        )
+    });
+    let outcomes: Vec<ProvisioningOutcome> =
+        futures::future::join_all(logins).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let ids: std::collections::BTreeSet<UserId> = outcomes.iter().map(|o| signed_in_user(o).id).collect();
+    assert_eq!(ids.len(), 1, "{outcomes:?}");
+    assert_eq!(db.count("users").await, 1);
+    assert_eq!(db.count("federated_identities").await, 2);
+    db.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_link_racing_a_create_on_the_same_email_ends_with_one_account() {
     let db = TestDb::new().await;
