@@ -1,6 +1,6 @@
 //! The provisioning audit trail: what happened to local accounts, and why.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,6 +8,8 @@ use time::OffsetDateTime;
 use crate::attribute::AttributeName;
 use crate::connection::ConnectionName;
 use crate::provisioning::{Decision, MatchedRule, Refusal};
+use crate::schema::AttributeSchema;
+use crate::sync::ValueChange;
 use crate::user::{Subject, UserId};
 
 /// What a provisioning event did.
@@ -23,11 +25,17 @@ pub enum AuditAction {
         rule: MatchedRule,
         /// Attributes the sync changed.
         changed: BTreeSet<AttributeName>,
+        /// Their values before and after (sensitive ones redacted).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        diff: BTreeMap<AttributeName, ValueChange>,
     },
     /// A returning user's attributes changed.
     Synced {
         /// Attributes the sync changed.
         changed: BTreeSet<AttributeName>,
+        /// Their values before and after (sensitive ones redacted).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        diff: BTreeMap<AttributeName, ValueChange>,
     },
     /// The sign-in was refused.
     Refused {
@@ -52,14 +60,19 @@ pub enum AuditAction {
 impl AuditAction {
     /// The event for `decision`, if it is worth recording: pass-throughs and
     /// sign-ins that changed nothing are not.
-    pub fn for_decision(decision: &Decision) -> Option<Self> {
+    pub fn for_decision(decision: &Decision, schema: &AttributeSchema) -> Option<Self> {
+        let sensitive = |name: &str| schema.get(name).is_some_and(|d| d.sensitive);
         match decision {
             Decision::PassThrough { .. } => None,
             Decision::SignIn { update, .. } if update.is_empty() => None,
-            Decision::SignIn { update, .. } => Some(Self::Synced { changed: update.changed.clone() }),
-            Decision::Link { matched, update, .. } => {
-                Some(Self::Linked { rule: matched.clone(), changed: update.changed.clone() })
+            Decision::SignIn { update, .. } => {
+                Some(Self::Synced { changed: update.changed.clone(), diff: update.redacted_diff(sensitive) })
             }
+            Decision::Link { matched, update, .. } => Some(Self::Linked {
+                rule: matched.clone(),
+                changed: update.changed.clone(),
+                diff: update.redacted_diff(sensitive),
+            }),
             Decision::Create { .. } => Some(Self::Created),
             Decision::Refuse(refusal) => Some(Self::Refused { refusal: refusal.clone() }),
         }

@@ -651,6 +651,7 @@ mod tests {
                 multi_valued: false,
                 normalization: Normalization::Exact,
                 description: String::new(),
+                sensitive: false,
             })
             .unwrap();
         assert!(policy_with(vec![trusted("employee_id", "employee_id")]).validate(&schema).is_ok());

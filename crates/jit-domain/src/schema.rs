@@ -58,6 +58,9 @@ pub struct AttributeDefinition {
     /// What it holds, for administrators.
     #[serde(default)]
     pub description: String,
+    /// Its values never appear in the audit trail (`[redacted]`).
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// How soon a schema change made on one instance is seen by the others.
@@ -75,6 +78,7 @@ impl AttributeDefinition {
             multi_valued: false,
             normalization: Normalization::Exact,
             description: String::new(),
+            sensitive: false,
         }
     }
 
@@ -300,6 +304,7 @@ mod tests {
             multi_valued: false,
             normalization: Normalization::Exact,
             description: "The HR system's id".into(),
+            sensitive: false,
         };
         let schema = AttributeSchema::standard().declare(unique_id.clone());
         assert!(schema.is_ok_and(|s| s.is_unique("employee_id")));

@@ -1,11 +1,11 @@
 //! Attribute synchronisation: what an existing local account's attributes
 //! become when its federated user signs in again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::attribute::{AttributeName, Attributes};
+use crate::attribute::{AttributeName, AttributeValue, Attributes};
 use crate::connection::SyncMethod;
 use crate::schema::is_sync_protected;
 
@@ -17,6 +17,41 @@ pub struct AttributeUpdate {
     pub attributes: Attributes,
     /// Names added, changed or removed.
     pub changed: BTreeSet<AttributeName>,
+    /// For each changed name, the value before and after (`null`: absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub diff: BTreeMap<AttributeName, ValueChange>,
+}
+
+/// One attribute's value before and after a sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValueChange {
+    /// Before (absent: none).
+    pub old: Option<AttributeValue>,
+    /// After (absent: removed).
+    pub new: Option<AttributeValue>,
+}
+
+/// What an audit trail shows of a sensitive attribute's value.
+pub const REDACTED: &str = "[redacted]";
+
+impl AttributeUpdate {
+    /// The diff with the values of attributes `is_sensitive` says so
+    /// replaced by [`REDACTED`] (for the audit trail).
+    pub fn redacted_diff(&self, is_sensitive: impl Fn(&str) -> bool) -> BTreeMap<AttributeName, ValueChange> {
+        let hide = |value: &Option<AttributeValue>| value.as_ref().map(|_| AttributeValue::Single(REDACTED.into()));
+        self.diff
+            .iter()
+            .map(|(name, change)| {
+                let change = if is_sensitive(name.as_str()) {
+                    ValueChange { old: hide(&change.old), new: hide(&change.new) }
+                } else {
+                    change.clone()
+                };
+                (name.clone(), change)
+            })
+            .collect()
+    }
 }
 
 impl AttributeUpdate {
@@ -57,7 +92,15 @@ pub fn sync_attributes(method: SyncMethod, local: &Attributes, received: &Attrib
 pub fn plan_update(method: SyncMethod, local: &Attributes, received: &Attributes) -> AttributeUpdate {
     let attributes = sync_attributes(method, local, received);
     let changed = changed_names(local, &attributes);
-    AttributeUpdate { attributes, changed }
+    let diff = changed
+        .iter()
+        .map(|name| {
+            let change =
+                ValueChange { old: local.get(name.as_str()).cloned(), new: attributes.get(name.as_str()).cloned() };
+            (name.clone(), change)
+        })
+        .collect();
+    AttributeUpdate { attributes, changed, diff }
 }
 
 /// Names whose values differ between `before` and `after` (including added
@@ -126,5 +169,12 @@ mod tests {
         );
         let changed: Vec<&str> = update.changed.iter().map(AttributeName::as_str).collect();
         assert_eq!(changed, ["locale", "name", "phone_number"]);
+        assert_eq!(
+            serde_json::to_value(&update.diff).unwrap(),
+            json!({"locale": {"old": null, "new": "fr"}, "name": {"old": "A", "new": "B"},
+                   "phone_number": {"old": "1", "new": null}})
+        );
+        let redacted = update.redacted_diff(|name| name == "phone_number");
+        assert_eq!(serde_json::to_value(&redacted["phone_number"]).unwrap(), json!({"old": "[redacted]", "new": null}));
     }
 }

@@ -98,7 +98,7 @@ impl ProvisioningStore for Store {
                 Some(created)
             }
         };
-        if let Some(action) = AuditAction::for_decision(decision) {
+        if let Some(action) = AuditAction::for_decision(decision, &schema) {
             record(&tx, identity, user.as_ref().map(|u| u.id), &action, now).await?;
         }
         if let Some(user) = &user {

@@ -65,6 +65,7 @@ fn definition_of(row: attribute_definitions::Model) -> Result<AttributeDefinitio
         multi_valued: row.multi_valued,
         normalization,
         description: row.description,
+        sensitive: row.is_sensitive,
     })
 }
 
@@ -117,6 +118,7 @@ impl Store {
             multi_valued: Set(definition.multi_valued),
             normalization: Set(normalization_name(definition.normalization).to_owned()),
             description: Set(definition.description.clone()),
+            is_sensitive: Set(definition.sensitive),
             created_at: Set(existing.as_ref().map_or(millis(now), |row| row.created_at)),
             updated_at: Set(millis(now)),
         };

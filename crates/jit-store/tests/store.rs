@@ -64,6 +64,7 @@ fn schema() -> AttributeSchema {
             multi_valued: false,
             normalization: Normalization::Exact,
             description: String::new(),
+            sensitive: false,
         })
         .unwrap()
 }
@@ -411,6 +412,30 @@ async fn groups_and_roles_keep_their_members_and_who_granted_them() {
     db.finish().await;
 }
 
+/// Issue 9 §4: a sync's audit event carries the diff, with the values of
+/// attributes declared sensitive redacted.
+#[tokio::test]
+async fn sync_audit_events_carry_the_diff_and_redact_sensitive_values() {
+    let db = TestDb::with_schema(AttributeSchema::standard()).await;
+    let salary =
+        AttributeDefinition { sensitive: true, ..AttributeDefinition::new(AttributeName::new("salary").unwrap()) };
+    db.store.put_attribute(&salary, now()).await.unwrap();
+    let mut corp = with_connection(&db, "corp", JitPolicy::default()).await;
+    corp.claim_mappings = [("salary".to_owned(), salary.name.clone())].into();
+    db.store.update_connection(&corp, now()).await.unwrap();
+    let first = identity("corp", "s1", json!({"given_name": "Ann", "salary": "100"}));
+    let ann = signed_in_user(&sign_in(&db, &corp, &first).await).clone();
+    let again = identity("corp", "s1", json!({"given_name": "Anne", "salary": "200"}));
+    sign_in(&db, &corp, &again).await;
+    let events = db.store.audit_events(&AuditFilter { user: Some(ann.id), ..Default::default() }).await.unwrap();
+    let synced = serde_json::to_value(&events[0].action).unwrap();
+    assert_eq!(synced["action"], "synced", "{synced}");
+    assert_eq!(synced["diff"]["given_name"], json!({"old": "Ann", "new": "Anne"}));
+    assert_eq!(synced["diff"]["salary"], json!({"old": "[redacted]", "new": "[redacted]"}));
+    assert!(!synced.to_string().contains("200"), "{synced}");
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn records_expire_are_taken_once_and_keep_their_kinds_apart() {
     let db = TestDb::new().await;
@@ -523,7 +548,16 @@ async fn first_login_creates_then_returning_logins_sync() {
     let events = db.store.audit_events(&AuditFilter { user: Some(ann.id), ..Default::default() }).await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.clone()).collect();
     let changed = ["given_name", "phone_number"].map(|n| AttributeName::new(n).unwrap()).into_iter().collect();
-    assert_eq!(actions, [AuditAction::Synced { changed }, AuditAction::Created]);
+    assert!(
+        matches!(&actions[..], [AuditAction::Synced { changed: c, diff }, AuditAction::Created]
+        if *c == changed && diff.len() == 2),
+        "{actions:?}"
+    );
+    let AuditAction::Synced { diff, .. } = &actions[0] else { unreachable!() };
+    assert_eq!(
+        serde_json::to_value(&diff[&AttributeName::new("given_name").unwrap()]).unwrap(),
+        json!({"old": null, "new": "Ann"})
+    );
     let links = db.store.federated_links(ann.id).await.unwrap();
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].subject.as_str(), "s1");

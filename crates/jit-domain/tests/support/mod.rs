@@ -16,6 +16,7 @@ pub fn schema() -> AttributeSchema {
             multi_valued: false,
             normalization: Normalization::Exact,
             description: String::new(),
+            sensitive: false,
         })
         .unwrap()
 }

@@ -47,6 +47,10 @@ pub struct AttributeRequest {
     /// `email` (case-insensitive, and values must look like addresses).
     #[serde(default)]
     pub normalization: Normalization,
+    /// Its values never appear in the audit trail (shown as
+    /// `[redacted]`).
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 impl From<AttributeRequest> for AttributeDefinition {
@@ -57,6 +61,7 @@ impl From<AttributeRequest> for AttributeDefinition {
             multi_valued: request.multi_valued,
             normalization: request.normalization,
             description: request.description,
+            sensitive: request.sensitive,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct AttributeView {
     pub multi_valued: bool,
     /// How values compare.
     pub normalization: Normalization,
+    /// Values redacted in the audit trail.
+    pub sensitive: bool,
     /// A standard attribute (always there; cannot be changed or deleted).
     pub standard: bool,
 }
@@ -86,6 +93,7 @@ impl From<&AttributeDefinition> for AttributeView {
             unique: definition.unique,
             multi_valued: definition.multi_valued,
             normalization: definition.normalization,
+            sensitive: definition.sensitive,
             standard: is_standard(definition.name.as_str()),
         }
     }

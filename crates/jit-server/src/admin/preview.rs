@@ -213,7 +213,7 @@ async fn preview(
             response.decision = DecisionKind::Create;
             response.email_verified = Some(email_verified);
             let changed = attributes.names().cloned().collect();
-            response.changes = Some(AttributeUpdate { attributes, changed });
+            response.changes = Some(AttributeUpdate { attributes, changed, diff: Default::default() });
             response.username = Some(username);
         }
         Decision::Refuse(refusal) => {

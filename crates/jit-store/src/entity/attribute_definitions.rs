@@ -15,6 +15,8 @@ pub struct Model {
     pub normalization: String,
     #[sea_orm(column_type = "Text")]
     pub description: String,
+    /// Values redacted in the audit trail (migration m0012).
+    pub is_sensitive: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

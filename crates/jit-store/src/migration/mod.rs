@@ -14,6 +14,7 @@ mod m0008_expiring_records;
 mod m0009_application_connections;
 mod m0010_attribute_definitions;
 mod m0011_memberships;
+mod m0012_sensitive_attributes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_application_connections::Migration),
             Box::new(m0010_attribute_definitions::Migration),
             Box::new(m0011_memberships::Migration),
+            Box::new(m0012_sensitive_attributes::Migration),
         ]
     }
 
