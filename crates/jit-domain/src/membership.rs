@@ -33,6 +33,14 @@ pub enum MembershipKind {
 }
 
 impl MembershipKind {
+    /// One of them: `group` or `role` (also how the store names the kind).
+    pub fn singular(self) -> &'static str {
+        match self {
+            Self::Group => "group",
+            Self::Role => "role",
+        }
+    }
+
     /// The claim and scope they go out under, and their collection's name.
     pub fn plural(self) -> &'static str {
         match self {

@@ -14,10 +14,7 @@ use crate::entity::{collections, memberships};
 use crate::error::{classify, taken_or};
 
 fn kind_name(kind: MembershipKind) -> &'static str {
-    match kind {
-        MembershipKind::Group => "group",
-        MembershipKind::Role => "role",
-    }
+    kind.singular()
 }
 
 impl Store {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use jit_domain::audit::AuditAction;
 use jit_domain::connection::ConnectionName;
-use jit_domain::membership::{Grant, Membership, MembershipKind, ReceivedMemberships, plan_memberships};
+use jit_domain::membership::{Grant, Membership, ReceivedMemberships, plan_memberships};
 use jit_domain::ports::{ConflictKind, ProvisioningFacts, ProvisioningStore, StoreError};
 use jit_domain::provisioning::{Decision, LookupKey, Lookups};
 use jit_domain::sync::AttributeUpdate;
@@ -122,10 +122,7 @@ async fn sync_memberships(
     received: &ReceivedMemberships,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let kind = match received.kind {
-        MembershipKind::Group => "group",
-        MembershipKind::Role => "role",
-    };
+    let kind = received.kind.singular();
     let rows = memberships::Entity::find()
         .filter(memberships::Column::Kind.eq(kind))
         .filter(memberships::Column::UserId.eq(user.0))

@@ -119,10 +119,7 @@ async fn remove_member(state: &AppState, kind: MembershipKind, name: &str, user:
 }
 
 fn singular(kind: MembershipKind) -> &'static str {
-    match kind {
-        MembershipKind::Group => "group",
-        MembershipKind::Role => "role",
-    }
+    kind.singular()
 }
 
 fn parse_user(id: &str) -> Result<UserId, ApiError> {
