@@ -979,6 +979,31 @@ async fn the_jit_policy_is_a_resource_and_a_template_names_new_accounts() {
     assert_eq!(server.get("/connections/nope/jit").await.status, StatusCode::NOT_FOUND);
 }
 
+/// Issue 9 §4: the dry run shows the membership changes a sign-in would
+/// make, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dry_run_shows_membership_changes() {
+    let (server, _bob) = preview_server().await;
+    server.post("/groups", json!({"name": "staff"})).await;
+    let mut corp = server.get("/connections/corp").await.body;
+    corp["groups"] = json!({"mappings": {"Staff": "staff", "Old": "gone"}, "sync_method": "override_all"});
+    corp["oidc"]["client_secret"] = Value::Null;
+    let replaced = server.put("/connections/corp", corp).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.text);
+    let before = server.row_counts().await;
+    let answer = server
+        .post("/connections/corp/jit/preview", json!({"claims": {"sub": "s-9", "groups": ["Staff", "Old"]}}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["decision"], "create", "{}", answer.text);
+    let memberships = &answer.body["memberships"][0];
+    assert_eq!(memberships["kind"], "group", "{}", answer.text);
+    assert_eq!(memberships["add"], json!(["staff"]));
+    assert_eq!(memberships["unknown"], json!(["gone"]));
+    assert!(answer.body["mapped"]["attributes"].get("groups").is_none(), "groups are memberships here");
+    assert_eq!(server.row_counts().await, before, "the dry run wrote nothing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_jit_preview_says_what_would_happen_and_writes_nothing() {
     let (server, bob) = preview_server().await;

@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
+use jit_domain::membership::{MembershipKind, MembershipPlan, plan_memberships};
+use jit_domain::ports::MembershipStore;
 use jit_domain::provisioning::{Decision, MatchedRule, Refusal};
 use jit_domain::service::{Plan, identity_from_claims, plan};
 use jit_domain::sync::AttributeUpdate;
@@ -129,6 +131,20 @@ pub struct PreviewResponse {
     pub email_verified: Option<bool>,
     /// The claims after the connection's mapping.
     pub mapped: MappedView,
+    /// What the sign-in would do to the account's groups and roles (for
+    /// each kind the connection maps), as the audit trail would record it.
+    pub memberships: Vec<MembershipChanges>,
+}
+
+/// Changes to one kind of membership.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipChanges {
+    /// Groups or roles.
+    pub kind: MembershipKind,
+    /// The plan: added, removed, created, unknown.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub plan: MembershipPlan,
 }
 
 /// Dry-runs JIT provisioning for the given claims: the decision, the rule
@@ -188,12 +204,31 @@ async fn preview(
         username: None,
         user: None,
         email_verified: None,
+        memberships: Vec::new(),
         mapped: MappedView {
             attributes: identity.attributes.clone(),
             email_verified: identity.email_verified,
             dropped_claims: dropped.into_iter().collect(),
         },
     };
+    // Memberships change for the account the decision names, or the one
+    // it would create.
+    let account = match &decision {
+        Decision::SignIn { user, .. } | Decision::Link { user, .. } => Some(Some(*user)),
+        Decision::Create { .. } => Some(None),
+        Decision::PassThrough { .. } | Decision::Refuse(_) => None,
+    };
+    if let Some(account) = account {
+        for received in &identity.memberships {
+            let current = match account {
+                Some(user) => state.store.memberships(received.kind, user).await?,
+                None => Vec::new(),
+            };
+            let existing = state.store.collections(received.kind).await?.into_iter().map(|c| c.name).collect();
+            let plan = plan_memberships(&current, &received.values, &identity.connection, &received.mapping, &existing);
+            response.memberships.push(MembershipChanges { kind: received.kind, plan });
+        }
+    }
     match decision {
         Decision::PassThrough { .. } => {}
         Decision::SignIn { user, update, email_verified } => {
