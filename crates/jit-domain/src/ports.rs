@@ -1,6 +1,8 @@
 //! The ports: traits that storage (`jit-store`) and, later, IdP clients
 //! implement. The rules call them; they never know which database is behind.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -105,6 +107,18 @@ impl StoreError {
     }
 }
 
+/// Where an attribute's value came from, and when it last changed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Provenance {
+    /// `admin` (the admin API) or `connection:<name>` (a sign-in).
+    pub source: String,
+    /// When the value last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub changed_at: OffsetDateTime,
+}
+
 /// A federated identity associated with a local user.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -174,6 +188,9 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError>;
     /// A user by id.
     async fn user(&self, id: UserId) -> Result<Option<LocalUser>, StoreError>;
+    /// Where each of a user's attributes came from and when it last
+    /// changed (attributes stored before this was recorded have none).
+    async fn provenance(&self, id: UserId) -> Result<BTreeMap<String, Provenance>, StoreError>;
     /// Replaces a user's attributes (checked against the schema) and
     /// whether the email is verified: a value another user holds uniquely
     /// is [`StoreError::Taken`], and nothing changes.

@@ -765,6 +765,8 @@ async fn admins_patch_user_attributes_under_the_schema_rules() {
         json!({"email": "ann@example.com", "employee_id": "E1", "given_name": "Ann", "groups": ["staff", "hr"]})
     );
     assert_eq!(patched.body["email_verified"], true, "the email did not change");
+    assert_eq!(patched.body["provenance"]["given_name"]["source"], "admin", "{}", patched.text);
+    assert!(patched.body["provenance"].get("nickname").is_none(), "removed: {}", patched.text);
 
     // Another user's unique value: 409, and nothing changed.
     let taken = server.patch(&bob_url, json!({"attributes": {"employee_id": "E1", "nickname": "bobby"}})).await;

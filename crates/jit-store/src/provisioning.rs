@@ -25,7 +25,7 @@ use crate::Store;
 use crate::convert::{millis, to_json};
 use crate::entity::{audit_events, collections, federated_identities, memberships};
 use crate::error::classify;
-use crate::users::{insert_user, load_users, touch_user, user_ids_by_value, write_attributes};
+use crate::users::{Writer, insert_user, load_users, touch_user, user_ids_by_value, write_attributes};
 
 /// Most users returned per lookup: enough to tell "one" from "several".
 const LOOKUP_LIMIT: u64 = 8;
@@ -79,6 +79,8 @@ impl ProvisioningStore for Store {
         if let Decision::PassThrough { .. } = decision {
             return Ok(None);
         }
+        // What this sign-in writes is the connection's.
+        let source = String::from(Grant::Connection(identity.connection.clone()));
         let tx = self.db.begin().await.map_err(classify)?;
         let user = match decision {
             Decision::PassThrough { .. } | Decision::Refuse(_) => None,
@@ -86,14 +88,23 @@ impl ProvisioningStore for Store {
                 // Write first: on SQLite this takes the write lock before any
                 // read, so the transaction cannot fail to upgrade later.
                 touch_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, *email_verified, now).await?)
+                Some(self.update_user(&tx, *user, update, *email_verified, &source, now).await?)
             }
             Decision::Link { user, update, email_verified, .. } => {
                 insert_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, *email_verified, now).await?)
+                Some(self.update_user(&tx, *user, update, *email_verified, &source, now).await?)
             }
             Decision::Create { username, attributes, email_verified } => {
-                let created = insert_user(&tx, &schema, username, attributes, *email_verified, None, now).await?;
+                let created = insert_user(
+                    &tx,
+                    &schema,
+                    username,
+                    attributes,
+                    *email_verified,
+                    None,
+                    Writer { source: &source, at: now },
+                )
+                .await?;
                 insert_identity(&tx, identity, created.id, now).await?;
                 Some(created)
             }
@@ -200,12 +211,14 @@ impl Store {
         user: UserId,
         update: &AttributeUpdate,
         email_verified: bool,
+        source: &str,
         now: OffsetDateTime,
     ) -> Result<LocalUser, StoreError> {
         let schema = self.schema().await?;
         let before = touch_user(db, user.0, now).await?;
         if !update.is_empty() || before.email_verified != email_verified {
-            write_attributes(db, &schema, user.0, &update.attributes, email_verified).await?;
+            let writer = Writer { source, at: now };
+            write_attributes(db, &schema, user.0, &update.attributes, email_verified, writer).await?;
         }
         let mut loaded = load_users(db, &schema, &[user.0]).await?;
         loaded.pop().ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
 use jit_domain::mfa::{Attempt, LockoutPolicy};
-use jit_domain::ports::{ConflictKind, FederatedLink, NewLocalUser, StoreError, UserStore};
+use jit_domain::ports::{ConflictKind, FederatedLink, NewLocalUser, Provenance, StoreError, UserStore};
 use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME};
 use jit_domain::user::{LocalUser, UserId, Username};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -112,6 +112,26 @@ pub(crate) async fn user_ids_by_value<C: ConnectionTrait>(
     Ok(rows.into_iter().filter(|id| seen.insert(*id)).collect())
 }
 
+/// An attribute as stored: its values and their provenance.
+struct StoredAttribute {
+    values: Vec<String>,
+    source: Option<String>,
+    changed_at: Option<i64>,
+}
+
+/// The source of what the admin API writes.
+pub(crate) const ADMIN: &str = "admin";
+
+/// Who writes attributes, and when: an attribute whose values change is
+/// recorded as `source`'s at `at`; one that stays keeps its provenance.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Writer<'a> {
+    /// `admin` or `connection:<name>`.
+    pub source: &'a str,
+    /// Now.
+    pub at: OffsetDateTime,
+}
+
 /// Replaces a user's attributes with `attributes`, and records whether the
 /// email is verified. Values the account holds uniquely (see
 /// [`AttributeSchema::holds_uniquely`]) collide in the unique index,
@@ -122,7 +142,32 @@ pub(crate) async fn write_attributes<C: ConnectionTrait>(
     user: Uuid,
     attributes: &Attributes,
     email_verified: bool,
+    writer: Writer<'_>,
 ) -> Result<(), StoreError> {
+    // The provenance of each attribute as stored: kept where the values
+    // stay the same.
+    let before = user_attributes::Entity::find()
+        .filter(user_attributes::Column::UserId.eq(user))
+        .order_by_asc(user_attributes::Column::Position)
+        .all(db)
+        .await
+        .map_err(classify)?;
+    let mut previous: BTreeMap<String, StoredAttribute> = BTreeMap::new();
+    for row in before {
+        let entry = previous.entry(row.name).or_insert_with(|| StoredAttribute {
+            values: Vec::new(),
+            source: row.source.clone(),
+            changed_at: row.changed_at,
+        });
+        entry.values.push(row.value);
+    }
+    let provenance = |name: &str| -> (Option<String>, Option<i64>) {
+        let values = attributes.get(name).map(|v| v.values().to_vec()).unwrap_or_default();
+        match previous.get(name) {
+            Some(stored) if stored.values == values => (stored.source.clone(), stored.changed_at),
+            _ => (Some(writer.source.to_owned()), Some(millis(writer.at))),
+        }
+    };
     users::Entity::update_many()
         .col_expr(users::Column::EmailVerified, Expr::value(email_verified))
         .filter(users::Column::Id.eq(user))
@@ -139,6 +184,7 @@ pub(crate) async fn write_attributes<C: ConnectionTrait>(
         .into_iter()
         .map(|entry| {
             let hash = lookup_hash(&entry.normalized);
+            let (source, changed_at) = provenance(entry.name.as_str());
             user_attributes::ActiveModel {
                 user_id: Set(user),
                 name: Set(entry.name.as_str().to_owned()),
@@ -146,6 +192,8 @@ pub(crate) async fn write_attributes<C: ConnectionTrait>(
                 value: Set(entry.value),
                 unique_hash: Set(entry.unique.then(|| hash.clone())),
                 lookup_hash: Set(hash),
+                source: Set(source),
+                changed_at: Set(changed_at),
                 ..Default::default()
             }
         })
@@ -164,8 +212,9 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
     attributes: &Attributes,
     email_verified: bool,
     password_hash: Option<String>,
-    now: OffsetDateTime,
+    writer: Writer<'_>,
 ) -> Result<LocalUser, StoreError> {
+    let now = writer.at;
     let id = Uuid::now_v7();
     users::Entity::insert(users::ActiveModel {
         id: Set(id),
@@ -183,7 +232,7 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
     .exec_without_returning(db)
     .await
     .map_err(classify)?;
-    write_attributes(db, schema, id, attributes, email_verified).await?;
+    write_attributes(db, schema, id, attributes, email_verified, writer).await?;
     Ok(LocalUser { id: UserId(id), username: username.clone(), attributes: attributes.clone(), email_verified })
 }
 
@@ -217,7 +266,7 @@ impl Store {
             &user.attributes,
             user.email_verified,
             user.password_hash.clone(),
-            now,
+            Writer { source: ADMIN, at: now },
         )
         .await
         .map_err(|e| match e {
@@ -258,7 +307,8 @@ impl UserStore for Store {
                 e if e.is_conflict(ConflictKind::Changed) => StoreError::NotFound(format!("user {id}")),
                 other => other,
             })?;
-            write_attributes(&tx, &schema, id.0, attributes, email_verified).await.map_err(|e| match e {
+            let writer = Writer { source: ADMIN, at: now };
+            write_attributes(&tx, &schema, id.0, attributes, email_verified, writer).await.map_err(|e| match e {
                 e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
                 other => other,
             })?;
@@ -267,6 +317,21 @@ impl UserStore for Store {
             user.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
         })
         .await
+    }
+
+    async fn provenance(&self, id: UserId) -> Result<BTreeMap<String, Provenance>, StoreError> {
+        let rows = user_attributes::Entity::find()
+            .filter(user_attributes::Column::UserId.eq(id.0))
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let (source, at) = (row.source?, row.changed_at?);
+                Some((row.name, Provenance { source, changed_at: from_millis(at) }))
+            })
+            .collect())
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<LocalUser>, StoreError> {
@@ -303,7 +368,9 @@ impl UserStore for Store {
                 return Ok(false);
             }
             if !user.email_verified {
-                write_attributes(&tx, &schema, id.0, &user.attributes, true).await?;
+                // The values stay: their provenance does too.
+                let writer = Writer { source: ADMIN, at: OffsetDateTime::UNIX_EPOCH };
+                write_attributes(&tx, &schema, id.0, &user.attributes, true, writer).await?;
             }
             tx.commit().await.map_err(classify)?;
             Ok(true)

@@ -433,6 +433,9 @@ async fn sync_audit_events_carry_the_diff_and_redact_sensitive_values() {
     assert_eq!(synced["diff"]["given_name"], json!({"old": "Ann", "new": "Anne"}));
     assert_eq!(synced["diff"]["salary"], json!({"old": "[redacted]", "new": "[redacted]"}));
     assert!(!synced.to_string().contains("200"), "{synced}");
+    // Provenance: each value is the connection's, changed at the second sign-in.
+    let provenance = db.store.provenance(ann.id).await.unwrap();
+    assert_eq!(provenance["given_name"].source, "connection:corp", "{provenance:?}");
     db.finish().await;
 }
 

@@ -385,6 +385,12 @@ impl ProvisioningStore for GatedStore {
 
 #[async_trait]
 impl UserStore for GatedStore {
+    async fn provenance(
+        &self,
+        id: UserId,
+    ) -> Result<std::collections::BTreeMap<String, jit_domain::ports::Provenance>, StoreError> {
+        self.inner.provenance(id).await
+    }
     async fn set_attributes(
         &self,
         id: UserId,

@@ -14,8 +14,8 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::membership::{Membership, MembershipKind};
-use jit_domain::ports::MembershipStore;
 use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
+use jit_domain::ports::{MembershipStore, Provenance};
 use jit_domain::schema::{EMAIL, USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
 use jit_primitives::password::hash_password_off_thread;
@@ -54,6 +54,9 @@ pub struct UserView {
     pub username: Username,
     /// Profile attributes.
     pub attributes: Attributes,
+    /// Where each attribute came from (`admin`, `connection:<name>`) and
+    /// when it last changed.
+    pub provenance: std::collections::BTreeMap<String, Provenance>,
     /// Whether the email is verified (by an IdP that verified that very
     /// address, an administrator, or a completed Email OTP).
     pub email_verified: bool,
@@ -317,10 +320,12 @@ async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
     let totp_enrolled = state.store.totp(user.id).await?.is_some();
     let groups = state.store.memberships(MembershipKind::Group, user.id).await?;
     let roles = state.store.memberships(MembershipKind::Role, user.id).await?;
+    let provenance = state.store.provenance(user.id).await?;
     Ok(UserView {
         id: user.id,
         username: user.username,
         attributes: user.attributes,
+        provenance,
         email_verified: user.email_verified,
         federated_identities,
         totp_enrolled,

@@ -18,6 +18,10 @@ pub struct Model {
     /// `lookup_hash` for unique attributes, NULL otherwise: a unique index
     /// on (name, unique_hash) keeps unique values unique.
     pub unique_hash: Option<String>,
+    /// Who set the value: `admin` or `connection:<name>` (m0013).
+    pub source: Option<String>,
+    /// When it last changed, ms since the epoch (m0013).
+    pub changed_at: Option<i64>,
 }
 
 #[allow(missing_docs)]

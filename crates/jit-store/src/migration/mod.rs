@@ -15,6 +15,7 @@ mod m0009_application_connections;
 mod m0010_attribute_definitions;
 mod m0011_memberships;
 mod m0012_sensitive_attributes;
+mod m0013_attribute_provenance;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_attribute_definitions::Migration),
             Box::new(m0011_memberships::Migration),
             Box::new(m0012_sensitive_attributes::Migration),
+            Box::new(m0013_attribute_provenance::Migration),
         ]
     }
 
