@@ -13,7 +13,7 @@ use jit_domain::schema::{AttributeDefinition, AttributeSchema, SCHEMA_REFRESH, c
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 
@@ -69,6 +69,19 @@ fn definition_of(row: attribute_definitions::Model) -> Result<AttributeDefinitio
     })
 }
 
+/// `schema` with the definitions of `rows` as stored (a write's view of
+/// the attributes it writes, read under lock).
+pub(crate) fn with_rows(
+    schema: &AttributeSchema,
+    rows: Vec<attribute_definitions::Model>,
+) -> Result<AttributeSchema, StoreError> {
+    let mut schema = schema.clone();
+    for row in rows {
+        schema = schema.declare(definition_of(row)?)?;
+    }
+    Ok(schema)
+}
+
 impl Store {
     /// The schema now (see [`SchemaStore::attribute_schema`]).
     pub async fn schema(&self) -> Result<Arc<AttributeSchema>, StoreError> {
@@ -100,9 +113,15 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let tx = self.db.begin().await.map_err(classify)?;
+        // The row's exclusive lock first: writes of this attribute in
+        // flight finish before the values are checked and re-indexed, and
+        // later ones read the new definition (see `write_attributes`).
+        let existing = attribute_definitions::Entity::find_by_id(definition.name.as_str())
+            .lock_exclusive()
+            .one(&tx)
+            .await
+            .map_err(classify)?;
         let before = self.read_schema(&tx).await?;
-        let existing =
-            attribute_definitions::Entity::find_by_id(definition.name.as_str()).one(&tx).await.map_err(classify)?;
         let previous = before.get(definition.name.as_str()).cloned();
         // Values are re-indexed when they compare or must be kept unique
         // differently from now on.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
 use jit_domain::mfa::{Attempt, LockoutPolicy};
 use jit_domain::ports::{ConflictKind, FederatedLink, NewLocalUser, Provenance, StoreError, UserStore};
-use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME};
+use jit_domain::schema::{AttributeSchema, EMAIL, USERNAME, is_standard};
 use jit_domain::user::{LocalUser, UserId, Username};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::Store;
 use crate::convert::{from_millis, lookup_hash, millis};
-use crate::entity::{federated_identities, user_attributes, users};
+use crate::entity::{attribute_definitions, federated_identities, user_attributes, users};
 use crate::error::{classify, retry_transient, taken_or};
 
 /// Loads users with their attributes, in the order of `ids` (missing ones
@@ -167,6 +167,24 @@ pub(crate) async fn write_attributes<C: ConnectionTrait>(
             Some(stored) if stored.values == values => (stored.source.clone(), stored.changed_at),
             _ => (Some(writer.source.to_owned()), Some(millis(writer.at))),
         }
+    };
+    // Declared attributes are indexed by their definitions as stored now,
+    // read under a shared lock: a redefinition (which locks its row) waits
+    // for this write and sees it, or this write waits for it and follows
+    // it. Either way a value never escapes a uniqueness declared meanwhile.
+    let declared: Vec<&str> = attributes.names().map(AttributeName::as_str).filter(|name| !is_standard(name)).collect();
+    let locked;
+    let schema = if declared.is_empty() {
+        schema
+    } else {
+        let rows = attribute_definitions::Entity::find()
+            .filter(attribute_definitions::Column::Name.is_in(declared.iter().copied()))
+            .lock_shared()
+            .all(db)
+            .await
+            .map_err(classify)?;
+        locked = crate::schema::with_rows(schema, rows)?;
+        &locked
     };
     users::Entity::update_many()
         .col_expr(users::Column::EmailVerified, Expr::value(email_verified))

@@ -439,6 +439,59 @@ async fn sync_audit_events_carry_the_diff_and_redact_sensitive_values() {
     db.finish().await;
 }
 
+/// A uniqueness declared while another instance (its schema cached from
+/// before) writes a shared value: the database decides, and a value never
+/// escapes the declaration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_unique_declaration_racing_a_write_of_a_shared_value_never_admits_both() {
+    let db = TestDb::with_schema(AttributeSchema::standard()).await;
+    let badge = AttributeDefinition::new(AttributeName::new("badge").unwrap());
+    db.store.put_attribute(&badge, now()).await.unwrap();
+    let other = Arc::new(
+        Store::connect(&db.url, AttributeSchema::standard(), SealingKeys::from_encoded(&[&db.key]).unwrap())
+            .await
+            .unwrap(),
+    );
+    for round in 0..6 {
+        let value = format!("B-{round}");
+        local_user(&db, &format!("first{round}"), json!({"badge": value})).await;
+        other.attribute_schema().await.unwrap(); // cached: badge is not unique
+        let unique = AttributeDefinition { unique: true, ..badge.clone() };
+        let twin = NewLocalUser {
+            username: Username::new(format!("twin{round}")).unwrap(),
+            attributes: attrs(json!({"badge": value})),
+            password_hash: None,
+            email_verified: true,
+        };
+        let store = Arc::new(db.store.clone());
+        let (declared, written) = tokio::join!(
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.put_attribute(&unique, now()).await }
+            }),
+            tokio::spawn({
+                let other = other.clone();
+                async move { other.create_user(twin, now()).await }
+            }),
+        );
+        let (declared, written) = (declared.unwrap(), written.unwrap());
+        let holders = db.store.find_users(&badge.name, &value, 5).await.unwrap().len();
+        match (&declared, &written) {
+            (Ok(_), Ok(_)) => {
+                panic!("round {round}: both the declaration and the twin went through ({holders} holders)")
+            }
+            (Ok(_), Err(_)) => assert_eq!(holders, 1, "round {round}"),
+            (Err(StoreError::Collisions { .. }), Ok(_)) => assert_eq!(holders, 2, "round {round}"),
+            (Err(StoreError::Conflict { .. }), _) | (_, Err(StoreError::Conflict { .. })) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+        // Back to not unique for the next round.
+        db.store.put_attribute(&badge, now()).await.unwrap();
+    }
+    other.database().clone().close().await.unwrap();
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn records_expire_are_taken_once_and_keep_their_kinds_apart() {
     let db = TestDb::new().await;
