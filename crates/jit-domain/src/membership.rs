@@ -211,6 +211,21 @@ pub fn plan_memberships(
     plan
 }
 
+/// The local names the IdP's `received` values map to, without an account
+/// (a pass-through sign-in): mapped ones, and unmapped ones kept as they
+/// are when the mapping creates groups of the same name. Sorted, each once.
+pub fn mapped_names(received: &[String], mapping: &MembershipMapping) -> Vec<String> {
+    let names: BTreeSet<String> = received
+        .iter()
+        .filter_map(|value| match mapping.mappings.get(value) {
+            Some(local) => Some(local.clone()),
+            None if mapping.unmapped == Unmapped::Create && valid_name(value) => Some(value.clone()),
+            None => None,
+        })
+        .collect();
+    names.into_iter().collect()
+}
+
 /// The memberships after applying `plan` for `connection`.
 pub fn apply_plan(current: &[Membership], plan: &MembershipPlan, connection: &ConnectionName) -> Vec<Membership> {
     let mut after: Vec<Membership> = current.iter().filter(|m| !plan.remove.contains(&m.name)).cloned().collect();

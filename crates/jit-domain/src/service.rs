@@ -82,6 +82,30 @@ pub fn identity_from_claims(
             Some((rule.federated, value.as_str()?.to_owned()))
         })
         .collect();
+    let memberships: Vec<crate::membership::ReceivedMemberships> = connection
+        .membership_mappings()
+        .into_iter()
+        .map(|(kind, mapping)| {
+            let claim = mapping.claim.clone().unwrap_or_else(|| kind.plural().to_owned());
+            let values = match first_claim(documents, &claim).map(|(value, _)| value) {
+                Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                Some(Value::String(single)) => vec![single.clone()],
+                _ => Vec::new(),
+            };
+            crate::membership::ReceivedMemberships { kind, values, mapping: mapping.clone() }
+        })
+        .collect();
+    if !connection.jit.enabled {
+        // No account to hold memberships: the mapped names go to the
+        // application as the `groups` / `roles` attributes of the sign-in.
+        for received in &memberships {
+            let names = crate::membership::mapped_names(&received.values, &received.mapping);
+            if !names.is_empty() {
+                let name = AttributeName::known(received.kind.plural());
+                mapped.attributes.insert(name, AttributeValue::Multi(names));
+            }
+        }
+    }
     Ok(FederatedIdentity {
         connection: connection.name.clone(),
         subject,
@@ -89,19 +113,7 @@ pub fn identity_from_claims(
         email_verified: mapped.email_verified,
         claims,
         filtered_out: connection.filtered_out(documents).map(|filter| filter.claim.clone()),
-        memberships: connection
-            .membership_mappings()
-            .into_iter()
-            .map(|(kind, mapping)| {
-                let claim = mapping.claim.clone().unwrap_or_else(|| kind.plural().to_owned());
-                let values = match first_claim(documents, &claim).map(|(value, _)| value) {
-                    Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-                    Some(Value::String(single)) => vec![single.clone()],
-                    _ => Vec::new(),
-                };
-                crate::membership::ReceivedMemberships { kind, values, mapping: mapping.clone() }
-            })
-            .collect(),
+        memberships,
     })
 }
 
@@ -245,5 +257,22 @@ mod tests {
         }
         let json: Result<JitPolicy, _> = serde_json::from_value(json!({"username_template": "{email"}));
         assert!(json.is_err(), "checked when read");
+    }
+
+    /// Issue 9 §5: with JIT off the same mapping applies: the mapped group
+    /// names go to the application as the sign-in's `groups`.
+    #[test]
+    fn a_pass_through_sign_in_carries_its_mapped_groups() {
+        let mut corp = connection(Vec::new());
+        corp.jit.enabled = false;
+        corp.groups = Some(crate::membership::MembershipMapping {
+            mappings: [("Staff".to_owned(), "staff".to_owned())].into(),
+            ..Default::default()
+        });
+        let claims = json!({"sub": "s", "groups": ["Staff", "Other"]});
+        let documents = [claims.as_object().unwrap_or_else(|| unreachable!())];
+        let identity = identity_from_claims(&corp, "s", &documents, &AttributeSchema::standard())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(identity.attributes.get("groups").map(|v| v.values().to_vec()), Some(vec!["staff".to_owned()]));
     }
 }

@@ -384,3 +384,61 @@ mod memberships {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Declared attributes under every sync method (issue 9)
+
+mod declared_attributes {
+    use jit_domain::attribute::{AttributeName, AttributeValue, Attributes};
+    use jit_domain::schema::{AttributeDefinition, AttributeSchema};
+    use jit_domain::sync::sync_attributes;
+    use proptest::prelude::*;
+
+    use super::method;
+
+    /// `skills` is declared multi-valued, `department` single-valued.
+    fn schema() -> AttributeSchema {
+        let skills = AttributeDefinition {
+            multi_valued: true,
+            ..AttributeDefinition::new(AttributeName::new("skills").unwrap())
+        };
+        let department = AttributeDefinition::new(AttributeName::new("department").unwrap());
+        AttributeSchema::with_declared([skills, department]).unwrap()
+    }
+
+    /// Attributes that fit the schema: several skills, one department.
+    fn fitting() -> impl Strategy<Value = Attributes> {
+        (
+            proptest::option::of(proptest::collection::vec(prop::sample::select(vec!["rust", "sql", "go"]), 1..4)),
+            proptest::option::of(prop::sample::select(vec!["Sales", "R&D"])),
+        )
+            .prop_map(|(skills, department)| {
+                let mut attributes = Attributes::new();
+                if let Some(skills) = skills {
+                    let values = skills.into_iter().map(String::from).collect();
+                    attributes.insert(AttributeName::new("skills").unwrap(), AttributeValue::Multi(values));
+                }
+                if let Some(department) = department {
+                    attributes
+                        .insert(AttributeName::new("department").unwrap(), AttributeValue::Single(department.into()));
+                }
+                attributes
+            })
+    }
+
+    proptest! {
+        /// Whatever the method, syncing attributes that fit the schema
+        /// gives attributes that fit it: a multi-valued attribute keeps all
+        /// its values, a single-valued one stays single.
+        #[test]
+        fn every_method_keeps_declared_arity(method in method(), local in fitting(), received in fitting()) {
+            let schema = schema();
+            prop_assert!(schema.check(&local).is_ok() && schema.check(&received).is_ok());
+            let synced = sync_attributes(method, &local, &received);
+            prop_assert!(schema.check(&synced).is_ok(), "{method:?}: {synced:?}");
+            if let Some(skills) = received.get("skills").filter(|_| method != jit_domain::connection::SyncMethod::None) {
+                prop_assert_eq!(synced.get("skills"), Some(skills), "all values are taken");
+            }
+        }
+    }
+}
