@@ -88,7 +88,11 @@ pub fn identity_from_claims(
         .map(|(kind, mapping)| {
             let claim = mapping.claim.clone().unwrap_or_else(|| kind.plural().to_owned());
             let values = match first_claim(documents, &claim).map(|(value, _)| value) {
-                Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .take(crate::membership::MAX_RECEIVED_MEMBERSHIPS)
+                    .collect(),
                 Some(Value::String(single)) => vec![single.clone()],
                 _ => Vec::new(),
             };
@@ -274,5 +278,22 @@ mod tests {
         let identity = identity_from_claims(&corp, "s", &documents, &AttributeSchema::standard())
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(identity.attributes.get("groups").map(|v| v.values().to_vec()), Some(vec!["staff".to_owned()]));
+    }
+
+    /// A hostile IdP cannot make one sign-in consider (and create or
+    /// grant) more than `MAX_RECEIVED_MEMBERSHIPS` groups.
+    #[test]
+    fn the_groups_one_sign_in_considers_are_bounded() {
+        let mut corp = connection(Vec::new());
+        corp.groups = Some(crate::membership::MembershipMapping {
+            unmapped: crate::membership::Unmapped::Create,
+            ..Default::default()
+        });
+        let many: Vec<String> = (0..10_000).map(|i| format!("g{i}")).collect();
+        let claims = json!({"sub": "s", "groups": many});
+        let documents = [claims.as_object().unwrap_or_else(|| unreachable!())];
+        let identity = identity_from_claims(&corp, "s", &documents, &AttributeSchema::standard())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(identity.memberships[0].values.len(), crate::membership::MAX_RECEIVED_MEMBERSHIPS);
     }
 }

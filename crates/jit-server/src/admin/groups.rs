@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use jit_domain::membership::{Grant, MembershipKind, valid_name};
+use jit_domain::membership::{Grant, MembershipKind, valid_description, valid_name};
 use jit_domain::ports::{Collection, MembershipStore};
 use jit_domain::user::UserId;
 use serde::Deserialize;
@@ -68,8 +68,10 @@ async fn create(
             singular(kind)
         )));
     }
-    if request.description.chars().count() > 500 {
-        return Err(ApiError::bad_request("the description must be at most 500 characters"));
+    if !valid_description(&request.description) {
+        return Err(ApiError::bad_request(
+            "the description must be at most 500 characters, without control characters",
+        ));
     }
     state.store.create_collection(kind, &request.name, &request.description, state.clock.now()).await?;
     tracing::info!(event = "admin_collection_created", kind = singular(kind), name = %request.name, "created");
@@ -88,6 +90,11 @@ async fn describe(
     name: &str,
     request: DescriptionRequest,
 ) -> Result<Json<Collection>, ApiError> {
+    if !valid_description(&request.description) {
+        return Err(ApiError::bad_request(
+            "the description must be at most 500 characters, without control characters",
+        ));
+    }
     if !state.store.describe_collection(kind, name, &request.description).await? {
         return Err(not_found(kind, name));
     }
