@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::connection::ConnectionName;
 
+/// The role of jit's own administrators (the console signs in those who
+/// hold it).
+pub const ADMIN_ROLE: &str = "admin";
+
 /// Longest group or role name, in characters.
 pub const MAX_MEMBERSHIP_NAME_LEN: usize = 128;
 

@@ -140,6 +140,10 @@ impl fmt::Display for Subject {
     }
 }
 
+/// Longest local password accepted, in bytes (argon2 takes any length;
+/// this bounds the work one request can ask for).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
 /// A user as an external IdP asserted them, after claim mapping.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FederatedIdentity {

@@ -1,6 +1,7 @@
 //! The `jit` binary: loads configuration, wires the crates together and runs
 //! a subcommand. Nothing else lives here.
 
+mod admin_cli;
 mod config;
 mod secret_key;
 
@@ -41,6 +42,12 @@ enum Command {
     Migrate,
     /// Print a new random secret key (for JIT_SECRET_KEY or a key file).
     GenerateSecretKey,
+    /// Administration from the command line.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: admin_cli::AdminCommand,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.database, &cli.serve).await,
         Command::Migrate => migrate(&cli.database).await.map(drop),
+        Command::Admin { command } => admin_cli::run(migrate(&cli.database).await?, command).await,
         Command::GenerateSecretKey => {
             println!("{}", jit_store::SealingKeys::generate_encoded().context("generating a secret key")?);
             Ok(())

@@ -35,7 +35,7 @@ const DEFAULT_SEARCH_LIMIT: u64 = 100;
 /// Most users one search may return.
 const MAX_SEARCH_LIMIT: u64 = 1000;
 /// Longest password accepted, in bytes (hashing is deliberately slow).
-const MAX_PASSWORD_LEN: usize = 1024;
+use jit_domain::user::MAX_PASSWORD_LEN;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
