@@ -29,13 +29,7 @@ pub const MAX_MEMBERSHIP_NAME_LEN: usize = 128;
 /// may be hostile) cannot make one sign-in create or grant more.
 pub const MAX_RECEIVED_MEMBERSHIPS: usize = 256;
 
-/// Longest description of a group or role, in characters.
-pub const MAX_DESCRIPTION_LEN: usize = 500;
-
-/// Whether `description` may describe a group or role.
-pub fn valid_description(description: &str) -> bool {
-    description.chars().count() <= MAX_DESCRIPTION_LEN && !description.chars().any(|c| c.is_control() && c != '\n')
-}
+pub use crate::schema::valid_description;
 
 /// Groups or roles: the same rules, kept apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

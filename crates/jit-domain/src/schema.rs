@@ -238,21 +238,32 @@ impl AttributeSchema {
     }
 }
 
-/// The rules of a declaration (see [`AttributeSchema::declare`]).
-pub fn check_declaration(definition: &AttributeDefinition) -> Result<(), ConfigError> {
-    let name = &definition.name;
+/// Whether `description` may describe an attribute, a group or a role: at
+/// most [`MAX_DESCRIPTION_LEN`] characters, no control characters.
+pub fn valid_description(description: &str) -> bool {
+    description.chars().count() <= MAX_DESCRIPTION_LEN && !description.chars().any(char::is_control)
+}
+
+/// Whether `name` is the operator's to declare, redefine or delete: not a
+/// system or standard attribute.
+pub fn check_operator_attribute(name: &AttributeName) -> Result<(), ConfigError> {
     if is_system(name.as_str()) {
         return Err(ConfigError::SystemAttribute(name.clone()));
     }
     if is_standard(name.as_str()) {
         return Err(ConfigError::BuiltInAttribute(name.clone()));
     }
+    Ok(())
+}
+
+/// The rules of a declaration (see [`AttributeSchema::declare`]).
+pub fn check_declaration(definition: &AttributeDefinition) -> Result<(), ConfigError> {
+    let name = &definition.name;
+    check_operator_attribute(name)?;
     if definition.unique && definition.multi_valued {
         return Err(ConfigError::UniqueMultiValued(name.clone()));
     }
-    if definition.description.chars().count() > MAX_DESCRIPTION_LEN
-        || definition.description.chars().any(char::is_control)
-    {
+    if !valid_description(&definition.description) {
         return Err(ConfigError::InvalidDescription(name.clone()));
     }
     Ok(())

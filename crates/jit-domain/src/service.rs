@@ -57,6 +57,17 @@ pub fn identity_from_claims(
     documents: &[&Map<String, Value>],
     schema: &AttributeSchema,
 ) -> Result<FederatedIdentity, MappingError> {
+    identity_and_dropped_claims(connection, subject, documents, schema).map(|(identity, _)| identity)
+}
+
+/// [`identity_from_claims`], with the claims no mapping took (what the dry
+/// run shows).
+pub fn identity_and_dropped_claims(
+    connection: &Connection,
+    subject: &str,
+    documents: &[&Map<String, Value>],
+    schema: &AttributeSchema,
+) -> Result<(FederatedIdentity, std::collections::BTreeSet<String>), MappingError> {
     let subject = Subject::new(subject).map_err(|_| MappingError::InvalidSubject)?;
     let mut mapped = connection.claim_mapping().map_documents(documents, schema)?;
     if let Some(template) = &connection.jit.username_template {
@@ -110,7 +121,7 @@ pub fn identity_from_claims(
             }
         }
     }
-    Ok(FederatedIdentity {
+    let identity = FederatedIdentity {
         connection: connection.name.clone(),
         subject,
         attributes: mapped.attributes,
@@ -118,7 +129,8 @@ pub fn identity_from_claims(
         claims,
         filtered_out: connection.filtered_out(documents).map(|filter| filter.claim.clone()),
         memberships,
-    })
+    };
+    Ok((identity, mapped.dropped))
 }
 
 /// What provisioning would do, and what it read to decide.

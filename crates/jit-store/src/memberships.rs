@@ -13,14 +13,10 @@ use crate::convert::millis;
 use crate::entity::{collections, memberships};
 use crate::error::{classify, taken_or};
 
-fn kind_name(kind: MembershipKind) -> &'static str {
-    kind.singular()
-}
-
 impl Store {
     async fn member_count(&self, kind: MembershipKind, name: &str) -> Result<u64, StoreError> {
         memberships::Entity::find()
-            .filter(memberships::Column::Kind.eq(kind_name(kind)))
+            .filter(memberships::Column::Kind.eq(kind.singular()))
             .filter(memberships::Column::Name.eq(name))
             .count(&self.db)
             .await
@@ -43,20 +39,20 @@ impl MembershipStore for Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         collections::Entity::insert(collections::ActiveModel {
-            kind: Set(kind_name(kind).to_owned()),
+            kind: Set(kind.singular().to_owned()),
             name: Set(name.to_owned()),
             description: Set(description.to_owned()),
             created_at: Set(millis(now)),
         })
         .exec_without_returning(&self.db)
         .await
-        .map_err(|e| taken_or(e, &format!("the {} name {name:?}", kind_name(kind))))?;
+        .map_err(|e| taken_or(e, &format!("the {} name {name:?}", kind.singular())))?;
         Ok(())
     }
 
     async fn collections(&self, kind: MembershipKind) -> Result<Vec<Collection>, StoreError> {
         let rows = collections::Entity::find()
-            .filter(collections::Column::Kind.eq(kind_name(kind)))
+            .filter(collections::Column::Kind.eq(kind.singular()))
             .order_by_asc(collections::Column::Name)
             .all(&self.db)
             .await
@@ -69,7 +65,7 @@ impl MembershipStore for Store {
     }
 
     async fn collection(&self, kind: MembershipKind, name: &str) -> Result<Option<Collection>, StoreError> {
-        let row = collections::Entity::find_by_id((kind_name(kind).to_owned(), name.to_owned()))
+        let row = collections::Entity::find_by_id((kind.singular().to_owned(), name.to_owned()))
             .one(&self.db)
             .await
             .map_err(classify)?;
@@ -87,7 +83,7 @@ impl MembershipStore for Store {
     ) -> Result<bool, StoreError> {
         let updated = collections::Entity::update_many()
             .col_expr(collections::Column::Description, Expr::value(description.to_owned()))
-            .filter(collections::Column::Kind.eq(kind_name(kind)))
+            .filter(collections::Column::Kind.eq(kind.singular()))
             .filter(collections::Column::Name.eq(name))
             .exec(&self.db)
             .await
@@ -96,7 +92,7 @@ impl MembershipStore for Store {
     }
 
     async fn delete_collection(&self, kind: MembershipKind, name: &str) -> Result<bool, StoreError> {
-        let deleted = collections::Entity::delete_by_id((kind_name(kind).to_owned(), name.to_owned()))
+        let deleted = collections::Entity::delete_by_id((kind.singular().to_owned(), name.to_owned()))
             .exec(&self.db)
             .await
             .map_err(classify)?;
@@ -112,7 +108,7 @@ impl MembershipStore for Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let inserted = memberships::Entity::insert(memberships::ActiveModel {
-            kind: Set(kind_name(kind).to_owned()),
+            kind: Set(kind.singular().to_owned()),
             name: Set(name.to_owned()),
             user_id: Set(user.0),
             granted_by: Set(String::from(grant.clone())),
@@ -125,14 +121,14 @@ impl MembershipStore for Store {
             Ok(_) => Ok(true),
             Err(e) if e.is_conflict(ConflictKind::Unique) => Ok(false),
             Err(e) if e.is_conflict(ConflictKind::ForeignKey) => {
-                Err(StoreError::NotFound(format!("the {} {name:?} or user {user}", kind_name(kind))))
+                Err(StoreError::NotFound(format!("the {} {name:?} or user {user}", kind.singular())))
             }
             Err(other) => Err(other),
         }
     }
 
     async fn revoke_membership(&self, kind: MembershipKind, name: &str, user: UserId) -> Result<bool, StoreError> {
-        let deleted = memberships::Entity::delete_by_id((kind_name(kind).to_owned(), name.to_owned(), user.0))
+        let deleted = memberships::Entity::delete_by_id((kind.singular().to_owned(), name.to_owned(), user.0))
             .exec(&self.db)
             .await
             .map_err(classify)?;
@@ -141,7 +137,7 @@ impl MembershipStore for Store {
 
     async fn memberships(&self, kind: MembershipKind, user: UserId) -> Result<Vec<Membership>, StoreError> {
         let rows = memberships::Entity::find()
-            .filter(memberships::Column::Kind.eq(kind_name(kind)))
+            .filter(memberships::Column::Kind.eq(kind.singular()))
             .filter(memberships::Column::UserId.eq(user.0))
             .order_by_asc(memberships::Column::Name)
             .all(&self.db)

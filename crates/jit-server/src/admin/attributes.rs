@@ -9,9 +9,8 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Normalization};
-use jit_domain::error::ConfigError;
 use jit_domain::ports::{ConnectionStore, SchemaStore};
-use jit_domain::schema::{AttributeDefinition, is_standard, is_system};
+use jit_domain::schema::{AttributeDefinition, check_operator_attribute, is_standard};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -240,13 +239,7 @@ async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Resu
 
 /// Standard and system attributes are not the operator's to change.
 fn refuse_standard(name: &AttributeName) -> Result<(), ApiError> {
-    if is_system(name.as_str()) {
-        return Err(ConfigError::SystemAttribute(name.clone()).into());
-    }
-    if is_standard(name.as_str()) {
-        return Err(ConfigError::BuiltInAttribute(name.clone()).into());
-    }
-    Ok(())
+    Ok(check_operator_attribute(name)?)
 }
 
 fn not_found(name: &str) -> ApiError {

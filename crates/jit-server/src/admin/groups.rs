@@ -65,7 +65,7 @@ async fn create(
         return Err(ApiError::bad_request(format!(
             "{:?} is not a {} name: 1 to 128 characters, no control characters or surrounding white space",
             request.name,
-            singular(kind)
+            kind.singular()
         )));
     }
     if !valid_description(&request.description) {
@@ -74,7 +74,7 @@ async fn create(
         ));
     }
     state.store.create_collection(kind, &request.name, &request.description, state.clock.now()).await?;
-    tracing::info!(event = "admin_collection_created", kind = singular(kind), name = %request.name, "created");
+    tracing::info!(event = "admin_collection_created", kind = kind.singular(), name = %request.name, "created");
     let location = format!("{API_PREFIX}/{}/{}", kind.plural(), request.name);
     let created = Collection { name: request.name, description: request.description, members: 0 };
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(created)))
@@ -105,28 +105,24 @@ async fn delete(state: &AppState, kind: MembershipKind, name: &str) -> Result<St
     if !state.store.delete_collection(kind, name).await? {
         return Err(not_found(kind, name));
     }
-    tracing::info!(event = "admin_collection_deleted", kind = singular(kind), name = %name, "deleted");
+    tracing::info!(event = "admin_collection_deleted", kind = kind.singular(), name = %name, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn add_member(state: &AppState, kind: MembershipKind, name: &str, user: &str) -> Result<StatusCode, ApiError> {
     let user = parse_user(user)?;
     let added = state.store.grant_membership(kind, name, user, &Grant::Admin, state.clock.now()).await?;
-    tracing::info!(event = "admin_membership_granted", kind = singular(kind), name = %name, user = %user, added, "granted");
+    tracing::info!(event = "admin_membership_granted", kind = kind.singular(), name = %name, user = %user, added, "granted");
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn remove_member(state: &AppState, kind: MembershipKind, name: &str, user: &str) -> Result<StatusCode, ApiError> {
     let user = parse_user(user)?;
     if !state.store.revoke_membership(kind, name, user).await? {
-        return Err(ApiError::not_found(format!("user {user} is not a member of the {} {name:?}", singular(kind))));
+        return Err(ApiError::not_found(format!("user {user} is not a member of the {} {name:?}", kind.singular())));
     }
-    tracing::info!(event = "admin_membership_revoked", kind = singular(kind), name = %name, user = %user, "revoked");
+    tracing::info!(event = "admin_membership_revoked", kind = kind.singular(), name = %name, user = %user, "revoked");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn singular(kind: MembershipKind) -> &'static str {
-    kind.singular()
 }
 
 fn parse_user(id: &str) -> Result<UserId, ApiError> {
@@ -134,7 +130,7 @@ fn parse_user(id: &str) -> Result<UserId, ApiError> {
 }
 
 fn not_found(kind: MembershipKind, name: &str) -> ApiError {
-    ApiError::not_found(format!("there is no {} named {name:?}", singular(kind)))
+    ApiError::not_found(format!("there is no {} named {name:?}", kind.singular()))
 }
 
 /// The handlers of one kind: the same rules, under `/groups` or `/roles`.

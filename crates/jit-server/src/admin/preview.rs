@@ -10,7 +10,7 @@ use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::membership::{MembershipKind, MembershipPlan, plan_memberships};
 use jit_domain::ports::MembershipStore;
 use jit_domain::provisioning::{Decision, MatchedRule, Refusal};
-use jit_domain::service::{Plan, identity_from_claims, plan};
+use jit_domain::service::{Plan, identity_and_dropped_claims, plan};
 use jit_domain::sync::AttributeUpdate;
 use jit_domain::user::{LocalUser, UserId, Username};
 use serde::{Deserialize, Serialize};
@@ -176,8 +176,7 @@ async fn preview(
         return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string"));
     };
     let schema = &*state.store.schema().await?;
-    let mut identity = identity_from_claims(&connection, subject, &[&claims], schema)?;
-    let dropped = connection.claim_mapping().map_documents(&[&claims], schema)?.dropped;
+    let (mut identity, dropped) = identity_and_dropped_claims(&connection, subject, &[&claims], schema)?;
     if let Some(verified) = request.email_verified {
         identity.email_verified = verified;
     }
