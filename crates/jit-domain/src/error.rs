@@ -147,6 +147,10 @@ pub enum ConfigError {
     /// A username that is empty or too long.
     #[error("invalid username {0:?}: it must be 1 to 320 characters with no surrounding white space")]
     InvalidUsername(String),
+    /// A change that would lock administrators out of the console (the
+    /// message says which and why).
+    #[error("{0}")]
+    ConsoleLockout(String),
 }
 
 /// Claims from an IdP that cannot be turned into attributes.

@@ -241,6 +241,28 @@ impl SignInFlow {
     }
 }
 
+impl SignInFlow {
+    /// The connections (each once, in flow order) whose users have no local
+    /// account, because JIT provisioning is off, and would meet a step that
+    /// needs one: what [`FlowWarning::MfaWithJitDisabledConnection`] names,
+    /// computed as if no script were set (with one, the script decides
+    /// which steps run). Empty for a flow that cannot run.
+    pub fn jit_disabled_before_mfa(
+        &self,
+        connection: impl Fn(&ConnectionName) -> Option<ConnectionFacts>,
+    ) -> Vec<ConnectionName> {
+        let unscripted = SignInFlow { steps: self.steps.clone(), script: None };
+        let mut names: Vec<ConnectionName> = Vec::new();
+        for warning in unscripted.validate(connection).unwrap_or_default() {
+            let FlowWarning::MfaWithJitDisabledConnection { connection, .. } = warning;
+            if !names.contains(&connection) {
+                names.push(connection);
+            }
+        }
+        names
+    }
+}
+
 fn mfa_warning(
     connection_step: usize,
     connection: &ConnectionName,
@@ -314,6 +336,12 @@ mod tests {
     #[test]
     fn a_script_takes_over_the_warning() {
         assert_eq!(check(&[&["LOCAL", "partner"], &["TOTP"]], Some(SKIP_MFA_FOR_FEDERATED_SCRIPT)), Ok(0));
+        // What the script now decides is still known, once per connection.
+        let scripted = flow(&[&["LOCAL", "partner"], &["TOTP", "EMAIL_OTP"]], Some(SKIP_MFA_FOR_FEDERATED_SCRIPT));
+        let names: Vec<_> =
+            scripted.jit_disabled_before_mfa(facts).into_iter().map(|n| n.as_str().to_owned()).collect();
+        assert_eq!(names, ["partner"]);
+        assert!(flow(&[&["LOCAL", "corp"], &["TOTP"]], None).jit_disabled_before_mfa(facts).is_empty());
     }
 
     #[test]

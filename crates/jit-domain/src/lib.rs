@@ -10,6 +10,8 @@
 //! - [`sync`]: attribute synchronisation (override all, preserve local, none);
 //! - [`provisioning`]: the decision for one federated sign-in;
 //! - [`flow`]: an application's sign-in flow and its warnings;
+//! - [`console`]: the admin console's own application and what keeps it
+//!   usable;
 //! - [`audit`]: the provisioning audit trail;
 //! - [`ports`]: the traits storage implements; [`service`]: the retry loop
 //!   that makes provisioning race-free on top of them.
@@ -44,6 +46,7 @@ pub mod attribute;
 pub mod audit;
 pub mod claims;
 pub mod connection;
+pub mod console;
 pub mod error;
 pub mod flow;
 pub mod membership;

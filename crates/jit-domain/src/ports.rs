@@ -242,6 +242,9 @@ pub trait ConnectionStore: Send + Sync {
     async fn connection(&self, name: &ConnectionName) -> Result<Option<Connection>, StoreError>;
     /// All connections, by name.
     async fn connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// How many local users each connection is linked to (connections
+    /// without any are absent).
+    async fn linked_users(&self) -> Result<BTreeMap<ConnectionName, u64>, StoreError>;
     /// Deletes a connection and its associations; false if absent;
     /// [`StoreError::InUse`] while an application's sign-in flow uses it
     /// (refused by the database, so an application saved at the same
@@ -354,12 +357,28 @@ pub enum RecordKind {
     AuthorizationGrant,
     /// The claims behind an access token, under its `jti`.
     AccessToken,
+    /// A console sign-in on its way through jit's own sign-in, under the
+    /// hash of its `state`.
+    ConsoleLogin,
+    /// A signed-in console administrator, under the hash of the session
+    /// cookie.
+    ConsoleSession,
+    /// The one-time link that creates the first administrator, under the
+    /// hash of its token.
+    SetupLink,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 4] =
-        [RecordKind::SignIn, RecordKind::PendingFederation, RecordKind::AuthorizationGrant, RecordKind::AccessToken];
+    pub const ALL: [RecordKind; 7] = [
+        RecordKind::SignIn,
+        RecordKind::PendingFederation,
+        RecordKind::AuthorizationGrant,
+        RecordKind::AccessToken,
+        RecordKind::ConsoleLogin,
+        RecordKind::ConsoleSession,
+        RecordKind::SetupLink,
+    ];
 
     /// The name stored with each record.
     pub fn as_str(self) -> &'static str {
@@ -368,6 +387,9 @@ impl RecordKind {
             RecordKind::PendingFederation => "pending_federation",
             RecordKind::AuthorizationGrant => "authorization_grant",
             RecordKind::AccessToken => "access_token",
+            RecordKind::ConsoleLogin => "console_login",
+            RecordKind::ConsoleSession => "console_session",
+            RecordKind::SetupLink => "setup_link",
         }
     }
 }

@@ -348,6 +348,12 @@ impl OidcRelyingParty {
         callback.code.clone().filter(|c| !c.is_empty()).ok_or(IdpError::MissingParameter("code"))
     }
 
+    /// Reads the provider's discovery document (and caches it): whether the
+    /// issuer answers as an OpenID provider, before a connection is saved.
+    pub async fn check_discovery(&self) -> Result<(), IdpError> {
+        self.metadata().await.map(drop)
+    }
+
     /// The cached discovery metadata (with its key set), fetched when missing or older than `metadata_ttl`.
     async fn metadata(&self) -> Result<Arc<CoreProviderMetadata>, IdpError> {
         if let Some(cached) = self.cached()

@@ -1,11 +1,13 @@
 //! # jit-server
 //!
 //! HTTP for jit (axum): the OpenID provider endpoints (`oidc`), the sign-in
-//! pages (`signin`), the admin REST API (`admin`), health probes. Handlers
+//! pages (`signin`), the admin REST API (`admin`), the admin console
+//! (`console`, pages over the same calls as the API), health probes. Handlers
 //! parse and answer HTTP; the rules live in `jit-domain`, the sign-in state
 //! machine in `jit-flow`, storage in `jit-store`.
 
 mod admin;
+pub mod console;
 mod error;
 mod health;
 pub mod oidc;
@@ -41,6 +43,11 @@ pub struct ServerSettings {
     /// do not overwrite each other's sign-ins; browsers key cookies by host,
     /// not by port.
     pub flow_cookie_name: String,
+    /// Name of the console's session cookie (same scheme).
+    pub console_cookie_name: String,
+    /// Name of the cookie that binds a console sign-in to the browser that
+    /// started it (same scheme).
+    pub console_login_cookie_name: String,
 }
 
 impl ServerSettings {
@@ -51,8 +58,13 @@ impl ServerSettings {
         // Behind https the cookie is `__Host-`: Secure, path /, no Domain,
         // so no sibling host can plant or overwrite it.
         let prefix = if public_url.starts_with("https://") { "__Host-" } else { "" };
-        let flow_cookie_name = format!("{prefix}jit_flow_{}", hex_prefix(&digest, 4));
-        Self { public_url, flow_cookie_name }
+        let suffix = hex_prefix(&digest, 4);
+        Self {
+            flow_cookie_name: format!("{prefix}jit_flow_{suffix}"),
+            console_cookie_name: format!("{prefix}jit_console_{suffix}"),
+            console_login_cookie_name: format!("{prefix}jit_console_login_{suffix}"),
+            public_url,
+        }
     }
 
     /// Whether cookies must be `Secure` (public URL is https).
@@ -111,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::HEALTH_READY, get(health::ready))
         .merge(pages)
         .merge(admin::router(&state))
+        .merge(console::router())
         // Headers on every response (a handler may set its own first):
         // pages are never framed (clickjacking), never sniffed into another
         // type, never cached, and leak no URL through `Referer`; token and

@@ -31,3 +31,17 @@ pub const HEALTH_LIVE: &str = "/healthz";
 pub const HEALTH_READY: &str = "/readyz";
 /// The admin API's prefix.
 pub const API: &str = "/api/v1";
+/// The admin console (its pages are under this prefix).
+pub const CONSOLE: &str = "/console";
+/// The console's sign-in page.
+pub const CONSOLE_LOGIN: &str = "/console/login";
+/// Starts a console sign-in through jit's own sign-in.
+pub const CONSOLE_LOGIN_START: &str = "/console/login/start";
+/// Where jit's sign-in sends administrators back (the console's redirect URI).
+pub const CONSOLE_CALLBACK: &str = jit_domain::console::CONSOLE_CALLBACK_PATH;
+/// Ends a console session.
+pub const CONSOLE_LOGOUT: &str = "/console/logout";
+/// The one-time setup link that creates the first administrator.
+pub const CONSOLE_SETUP: &str = "/console/setup";
+/// The console's stylesheet and script.
+pub const CONSOLE_ASSET: &str = "/console/assets/{file}";

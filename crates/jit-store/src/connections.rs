@@ -1,15 +1,17 @@
 //! Connections, stored as the domain's JSON.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use jit_domain::connection::{Connection, ConnectionName};
 use jit_domain::ports::{ConflictKind, ConnectionStore, StoreError};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use time::OffsetDateTime;
 
 use crate::Store;
 use crate::convert::{from_json, millis, to_json};
-use crate::entity::{application_connections, connections};
+use crate::entity::{application_connections, connections, federated_identities};
 use crate::error::{classify, taken_or};
 use crate::secrets::connection_place;
 
@@ -68,6 +70,22 @@ impl ConnectionStore for Store {
             .await
             .map_err(classify)?;
         rows.iter().map(|row| self.open_connection(row)).collect()
+    }
+
+    async fn linked_users(&self) -> Result<BTreeMap<ConnectionName, u64>, StoreError> {
+        let counts: Vec<(String, i64)> = federated_identities::Entity::find()
+            .select_only()
+            .column(federated_identities::Column::Connection)
+            .column_as(federated_identities::Column::UserId.count(), "users")
+            .group_by(federated_identities::Column::Connection)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(name, users)| Some((ConnectionName::new(&name).ok()?, u64::try_from(users).ok()?)))
+            .collect())
     }
 
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {

@@ -5,12 +5,10 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use jit_domain::attribute::Attributes;
-use jit_domain::membership::{ADMIN_ROLE, Grant, MembershipKind};
-use jit_domain::ports::{MembershipStore, NewLocalUser, StoreError, UserStore};
+use jit_domain::membership::ADMIN_ROLE;
 use jit_domain::user::{MAX_PASSWORD_LEN, Username};
 use jit_primitives::clock::{Clock, SystemClock};
-use jit_primitives::password::hash_password_off_thread;
+use jit_server::console::{CreateAdministratorError, create_administrator};
 use jit_store::Store;
 
 /// What `jit admin` does.
@@ -55,23 +53,11 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 async fn create_admin(store: &Store, username: Username, password: String) -> anyhow::Result<()> {
-    let now = SystemClock.now();
-    let password_hash = Some(hash_password_off_thread(password).await.context("hashing the password")?);
-    let user = NewLocalUser { username, attributes: Attributes::new(), password_hash, email_verified: false };
-    let user = match store.create_user(user, now).await {
+    let user = match create_administrator(store, username, password, SystemClock.now()).await {
         Ok(user) => user,
-        Err(StoreError::Taken(_)) => bail!("a user with this username exists already"),
-        Err(other) => return Err(other).context("creating the user"),
+        Err(CreateAdministratorError::UsernameTaken) => bail!("a user with this username exists already"),
+        Err(other) => return Err(other).context("creating the administrator"),
     };
-    match store.create_collection(MembershipKind::Role, ADMIN_ROLE, "Administrators of jit", now).await {
-        Ok(()) | Err(StoreError::Taken(_)) => {}
-        Err(other) => return Err(other).context("creating the admin role"),
-    }
-    store
-        .grant_membership(MembershipKind::Role, ADMIN_ROLE, user.id, &Grant::Admin, now)
-        .await
-        .context("granting the admin role")?;
-    tracing::info!(event = "admin_user_created", user = %user.id, "administrator created from the command line");
     println!("created user {} ({}) with the {ADMIN_ROLE} role", user.username, user.id);
     Ok(())
 }

@@ -121,6 +121,18 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         admin_token: Arc::new(admin_token),
         admin_failures: Arc::default(),
     };
+    let now = state.clock.now();
+    jit_server::console::ensure_console_application(&store, &public_url, now)
+        .await
+        .context("registering the console's application")?;
+    if let Some(link) =
+        jit_server::console::offer_setup_link(&store, &public_url, now).await.context("offering a setup link")?
+    {
+        println!(
+            "No administrator exists yet. Create the first one within 30 minutes at this one-time link: {link}\n\
+             (or run: jit admin create-user --username NAME --password-stdin)"
+        );
+    }
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %args.listen, issuer = %public_url, "jit is serving");

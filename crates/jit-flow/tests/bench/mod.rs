@@ -451,6 +451,9 @@ impl ConnectionStore for GatedStore {
     async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
         self.inner.connections().await
     }
+    async fn linked_users(&self) -> Result<std::collections::BTreeMap<ConnectionName, u64>, StoreError> {
+        self.inner.linked_users().await
+    }
     async fn delete_connection(&self, name: &ConnectionName) -> Result<bool, StoreError> {
         self.inner.delete_connection(name).await
     }

@@ -14,6 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::application::{Application, CustomScope, RedirectUri};
 use jit_domain::connection::ConnectionName;
+use jit_domain::console::{check_console_application, check_console_deletion};
 use jit_domain::flow::{ConnectionFacts, FlowWarning, SignInFlow, StepOption};
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
 use jit_primitives::secret::{random_token, stored_form};
@@ -142,8 +143,16 @@ async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ApplicationRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let view = register(&state, request).await?;
+    let location = format!("{API_PREFIX}/applications/{}", view.client_id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view)))
+}
+
+/// Registers an application (the API's `POST` and the console's
+/// "New application"): its view holds the secret, this once.
+pub async fn register(state: &AppState, request: ApplicationRequest) -> Result<ApplicationView, ApiError> {
     let request = check_request(request)?;
-    let warnings = check_flow(&state, &request.sign_in).await?;
+    let warnings = check_flow(state, &request.sign_in).await?;
     let client_id = random_token()?;
     let secret = if request.public { None } else { Some(random_token()?) };
     let application = Application {
@@ -163,8 +172,7 @@ async fn create(
         client_id = %application.client_id,
         "application created"
     );
-    let location = format!("{API_PREFIX}/applications/{}", application.client_id);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(ApplicationView::new(application, secret, warnings))))
+    Ok(ApplicationView::new(application, secret, warnings))
 }
 
 /// Reads an application (never its secret).
@@ -185,7 +193,8 @@ async fn read(State(state): State<AppState>, Path(client_id): Path<String>) -> R
 }
 
 /// Replaces an application's name, redirect URIs, client type and sign-in
-/// flow; the client id stays. A confidential client keeps its secret; one
+/// flow; the client id stays. A change to the console's own application
+/// that would let nobody sign in to the console is refused (400). A confidential client keeps its secret; one
 /// that becomes public loses it; one that becomes confidential gets a new
 /// secret, returned in this answer only.
 #[utoipa::path(
@@ -208,8 +217,18 @@ async fn replace(
     ApiJson(request): ApiJson<ApplicationRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stored = load(&state, &client_id).await?;
+    Ok(Json(replace_application(&state, stored, request).await?))
+}
+
+/// Replaces `stored` as `request` says (the API's `PUT` and the console's
+/// application page).
+pub async fn replace_application(
+    state: &AppState,
+    stored: Application,
+    request: ApplicationRequest,
+) -> Result<ApplicationView, ApiError> {
     let request = check_request(request)?;
-    let warnings = check_flow(&state, &request.sign_in).await?;
+    let warnings = check_flow(state, &request.sign_in).await?;
     let (secret, client_secret_hash) = match (request.public, stored.client_secret_hash) {
         (true, _) => (None, None),
         (false, Some(hash)) => (None, Some(hash)),
@@ -229,12 +248,14 @@ async fn replace(
         scopes: request.scopes,
     };
     application.validate_scopes(&*state.store.schema().await?)?;
+    check_console_application(&application, &state.settings.public_url)?;
     state.store.update_application(&application, state.clock.now()).await?;
     tracing::info!(event = "admin_application_updated", client_id = %application.client_id, "application updated");
-    Ok(Json(ApplicationView::new(application, secret, warnings)))
+    Ok(ApplicationView::new(application, secret, warnings))
 }
 
-/// Deletes an application.
+/// Deletes an application. The console's own application cannot be
+/// deleted (409 `protected`).
 #[utoipa::path(
     delete,
     path = "/applications/{client_id}",
@@ -244,9 +265,11 @@ async fn replace(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such application", body = ErrorBody),
+        (status = 409, description = "The console's own application, which cannot be deleted", body = ErrorBody),
     )
 )]
 async fn delete(State(state): State<AppState>, Path(client_id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    check_console_deletion(&client_id).map_err(|refused| ApiError::conflict("protected", refused.to_string()))?;
     if !state.store.delete_application(&client_id).await? {
         return Err(not_found(&client_id));
     }
@@ -288,7 +311,7 @@ async fn rotate_secret(
     Ok(Json(view))
 }
 
-async fn load(state: &AppState, client_id: &str) -> Result<Application, ApiError> {
+pub async fn load(state: &AppState, client_id: &str) -> Result<Application, ApiError> {
     state.store.application(client_id).await?.ok_or_else(|| not_found(client_id))
 }
 
@@ -297,7 +320,7 @@ fn not_found(client_id: &str) -> ApiError {
 }
 
 /// A stored application with its flow checked against today's connections.
-async fn view_of_stored(state: &AppState, application: Application) -> Result<ApplicationView, ApiError> {
+pub async fn view_of_stored(state: &AppState, application: Application) -> Result<ApplicationView, ApiError> {
     let facts = connection_facts(state, &application.sign_in).await?;
     let (warnings, flow_error) = match application.sign_in.validate(|name| facts.get(name).copied()) {
         Ok(warnings) => (warnings, None),
@@ -319,7 +342,7 @@ async fn check_flow(state: &AppState, flow: &SignInFlow) -> Result<Vec<FlowWarni
 /// A conditional authentication script must compile, run its top level
 /// within the engine's limits and define `onLoginRequest`; the engine's
 /// message says what is wrong.
-async fn check_script(script: &str) -> Result<(), ApiError> {
+pub async fn check_script(script: &str) -> Result<(), ApiError> {
     if script.len() > MAX_SCRIPT_LEN {
         return Err(ApiError::bad_request(format!(
             "sign_in.script is longer than {MAX_SCRIPT_LEN} bytes; conditional authentication scripts should be short"
@@ -336,7 +359,7 @@ async fn check_script(script: &str) -> Result<(), ApiError> {
 
 /// What validation needs to know about each connection the flow names
 /// (absent ones are left out, so validation reports them).
-async fn connection_facts(
+pub async fn connection_facts(
     state: &AppState,
     flow: &SignInFlow,
 ) -> Result<BTreeMap<ConnectionName, ConnectionFacts>, ApiError> {

@@ -173,18 +173,7 @@ async fn replace(
             stored.name.as_str()
         )));
     }
-    match connection.oidc.client_secret.as_deref() {
-        // The stored secret is only ever sent to the issuer it was given for.
-        None if connection.oidc.issuer != stored.oidc.issuer && stored.oidc.client_secret.is_some() => {
-            return Err(ApiError::bad_request(format!(
-                "oidc.issuer changes from {:?} to {:?}: give oidc.client_secret again (the stored secret is never sent \
-                 to another issuer), or an empty string for none",
-                stored.oidc.issuer, connection.oidc.issuer
-            )));
-        }
-        None => connection.oidc.client_secret = stored.oidc.client_secret,
-        Some(_) => normalize_secret(&mut connection),
-    }
+    keep_or_replace_secret(&stored, &mut connection)?;
     connection.validate(&*state.store.schema().await?)?;
     state.store.update_connection(&connection, state.clock.now()).await?;
     tracing::info!(event = "admin_connection_updated", connection = %connection.name, "connection updated");
@@ -276,8 +265,31 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("there is no connection named {name:?}"))
 }
 
+/// The client secret of a replaced connection: `None` keeps the stored one
+/// (unless the issuer changes: the stored secret is only ever sent to the
+/// issuer it was given for), an empty one removes it.
+pub fn keep_or_replace_secret(stored: &Connection, connection: &mut Connection) -> Result<(), ApiError> {
+    match connection.oidc.client_secret.as_deref() {
+        None if connection.oidc.issuer != stored.oidc.issuer && stored.oidc.client_secret.is_some() => {
+            Err(ApiError::bad_request(format!(
+                "oidc.issuer changes from {:?} to {:?}: give oidc.client_secret again (the stored secret is never sent \
+                 to another issuer), or an empty string for none",
+                stored.oidc.issuer, connection.oidc.issuer
+            )))
+        }
+        None => {
+            connection.oidc.client_secret.clone_from(&stored.oidc.client_secret);
+            Ok(())
+        }
+        Some(_) => {
+            normalize_secret(connection);
+            Ok(())
+        }
+    }
+}
+
 /// An empty secret means "no secret".
-fn normalize_secret(connection: &mut Connection) {
+pub fn normalize_secret(connection: &mut Connection) {
     if connection.oidc.client_secret.as_deref().is_some_and(str::is_empty) {
         connection.oidc.client_secret = None;
     }

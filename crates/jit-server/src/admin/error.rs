@@ -21,7 +21,7 @@ use jit_provider::keys::KeyError;
 #[schema(example = json!({"error": "invalid_request", "message": "oidc.issuer must be an absolute http(s) URL"}))]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `invalid_request`, `unauthorized`,
-    /// `not_found`, `conflict`, `in_use`, `unsupported_media_type`,
+    /// `not_found`, `conflict`, `in_use`, `protected`, `unsupported_media_type`,
     /// `payload_too_large` or `internal_error`.
     pub error: String,
     /// What happened and what to do about it, for a person.
@@ -62,7 +62,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 409 with `code` (`conflict`, `in_use`).
+    /// 409 with `code` (`conflict`, `in_use`, `protected`).
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
@@ -70,6 +70,16 @@ impl ApiError {
     /// 401 `unauthorized`, with a `WWW-Authenticate: Bearer` challenge.
     pub fn unauthorized(message: impl Into<String>, challenge: &'static str) -> Self {
         Self { challenge: Some(challenge), ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message) }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What to tell the person (the console shows it next to the form).
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// 500 `internal_error`: `detail` goes to the log only.

@@ -8,17 +8,17 @@
 //! Every failure is an [`error::ApiError`]; bad input is refused before
 //! anything is written.
 
-mod applications;
-mod attributes;
-mod audit;
+pub(crate) mod applications;
+pub(crate) mod attributes;
+pub(crate) mod audit;
 mod auth;
-mod connections;
-mod error;
+pub(crate) mod connections;
+pub(crate) mod error;
 mod extract;
-mod groups;
-mod keys;
-mod preview;
-mod users;
+pub(crate) mod groups;
+pub(crate) mod keys;
+pub(crate) mod preview;
+pub(crate) mod users;
 
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub use auth::FailureLimiter;
+pub(crate) use error::ApiError;
 
 pub use crate::routes::API as API_PREFIX;
 

@@ -169,6 +169,16 @@ async fn preview(
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let connection = connections::load(&state, &name).await?;
+    Ok(Json(dry_run(&state, &connection, request).await?))
+}
+
+/// What a sign-in through `connection` with the request's claims would do
+/// (the admin API's preview and the console's Test tab).
+pub async fn dry_run(
+    state: &AppState,
+    connection: &jit_domain::connection::Connection,
+    request: PreviewRequest,
+) -> Result<PreviewResponse, ApiError> {
     let Value::Object(claims) = request.claims else {
         return Err(ApiError::bad_request("claims must be a JSON object of the IdP's claims"));
     };
@@ -176,7 +186,7 @@ async fn preview(
         return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string"));
     };
     let schema = &*state.store.schema().await?;
-    let (mut identity, dropped) = identity_and_dropped_claims(&connection, subject, &[&claims], schema)?;
+    let (mut identity, dropped) = identity_and_dropped_claims(connection, subject, &[&claims], schema)?;
     if let Some(verified) = request.email_verified {
         identity.email_verified = verified;
     }
@@ -256,5 +266,5 @@ async fn preview(
             response.refusal = Some(RefusalView { refusal, message });
         }
     }
-    Ok(Json(response))
+    Ok(response)
 }
