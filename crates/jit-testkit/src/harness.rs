@@ -27,6 +27,7 @@ pub const SECRET_KEY: &str = "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE";
 pub struct Proc {
     child: Child,
     name: String,
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Proc {
@@ -45,9 +46,12 @@ impl Proc {
         let (tx, rx) = mpsc::channel();
         let ready = ready.to_owned();
         let label = name.to_owned();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = output.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
                 if !sent && line.starts_with(&ready) {
                     let _ = tx.send(line.clone());
                     sent = true;
@@ -56,7 +60,7 @@ impl Proc {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(_) => Self { child, name: name.to_owned() },
+            Ok(_) => Self { child, name: name.to_owned(), output },
             Err(_) => {
                 let _ = child.kill();
                 panic!("{name} did not get ready within 30 s")
@@ -70,6 +74,11 @@ impl Proc {
     /// The name it was started under.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The first line it printed on standard output that contains `needle`.
+    pub fn output_line(&self, needle: &str) -> Option<String> {
+        self.output.lock().unwrap().iter().find(|line| line.contains(needle)).cloned()
     }
 
     /// The operating system's process id.

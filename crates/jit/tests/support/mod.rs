@@ -91,6 +91,11 @@ impl World {
         self.browser = Browser::new();
     }
 
+    /// The first line `jit serve` printed that contains `needle`.
+    pub fn jit_output_line(&self, needle: &str) -> Option<String> {
+        self._procs.iter().find(|p| p.name().starts_with("jit:")).and_then(|p| p.output_line(needle))
+    }
+
     /// Replaces the IdP's users (their claims for the next logins).
     pub async fn set_idp_users(&self, users: &Value) {
         let response =

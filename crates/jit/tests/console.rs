@@ -1,0 +1,333 @@
+//! The admin console in a real browser: headless Chromium (Debian's
+//! `chromium` and `chromium-driver`) driven over WebDriver, against `jit
+//! serve`, the external IdP (node `oidc-provider`) and an application
+//! (`openid-client`) on loopback. The tests walk the seeds' instructions
+//! literally and write a screenshot of every page they visit under
+//! `<target>/tmp/console-screenshots/`.
+//!
+//! Without chromedriver the browser tests say so and pass, unless
+//! `JIT_REQUIRE_BROWSER` is set (CI sets it): then they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use support::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ADMIN_PASSWORD: &str = "console-admin-password";
+
+/// Whether the browser tests can run here; panics when they must and cannot.
+fn browser_available() -> bool {
+    let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
+    if !present {
+        assert!(
+            std::env::var_os("JIT_REQUIRE_BROWSER").is_none(),
+            "JIT_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "SKIPPED: no {CHROMEDRIVER} / {CHROMIUM}; install chromium and chromium-driver to run the console's browser tests"
+        );
+    }
+    present
+}
+
+/// chromedriver and a headless Chromium session, both gone when dropped.
+struct Chrome {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+}
+
+impl Chrome {
+    async fn start() -> Self {
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = None;
+        for _ in 0..50 {
+            match ClientBuilder::rustls().expect("TLS roots").capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => {
+                    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+                    std::fs::create_dir_all(&shots).unwrap();
+                    return Self { client, driver, _profile: profile, shots };
+                }
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("chromedriver did not start a session: {last_error:?}")
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Clicks what `locator` finds and waits for the next page to load.
+    async fn navigate_by(&self, locator: Locator<'_>, what: &str) {
+        let before = self.client.find(Locator::Css("html")).await.unwrap().element_id();
+        self.client.find(locator).await.unwrap_or_else(|e| panic!("no {what}: {e}")).click().await.unwrap();
+        for _ in 0..100 {
+            if let Ok(now) = self.client.find(Locator::Css("html")).await
+                && now.element_id() != before
+                && self.client.execute("return document.readyState", vec![]).await.unwrap() == json!("complete")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {what} loaded no new page");
+    }
+
+    /// Clicks a button or link that loads a page.
+    async fn click(&self, css: &str) {
+        self.navigate_by(Locator::Css(css), css).await;
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.navigate_by(Locator::LinkText(text), &format!("link {text:?}")).await;
+    }
+
+    /// A tab of the page (not the navigation's link of the same name).
+    async fn click_tab(&self, label: &str) {
+        let xpath = format!("//nav[@class='tabs']/a[normalize-space()='{label}']");
+        self.navigate_by(Locator::XPath(&xpath), &format!("tab {label:?}")).await;
+    }
+
+    /// Clicks a control that does not load a page (a checkbox, a radio).
+    async fn toggle(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+        field.select_by_value(value).await.unwrap();
+    }
+
+    async fn is_checked(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.unwrap().is_selected().await.unwrap()
+    }
+
+    /// Clicks the checkbox at `css` until it is `checked`.
+    async fn set_checked(&self, css: &str, checked: bool) {
+        if self.is_checked(css).await != checked {
+            self.toggle(css).await;
+        }
+        assert_eq!(self.is_checked(css).await, checked, "{css}");
+    }
+
+    async fn exists(&self, css: &str) -> bool {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len() > 0
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).text().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// A PNG of the page as `name.png`; the page must have rendered.
+    async fn screenshot(&self, name: &str) {
+        self.client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        self.client.clone().close().await.unwrap();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Signs in to the console as `username` through jit's own sign-in page.
+async fn console_sign_in(chrome: &Chrome, jit_url: &str, username: &str, password: &str) {
+    chrome.goto(&format!("{jit_url}/console")).await;
+    assert_eq!(chrome.path().await, "/console/login");
+    chrome.screenshot("console-login").await;
+    chrome.click("#sign-in").await;
+    assert_eq!(chrome.path().await, "/signin", "the console signs in through jit's own sign-in page");
+    assert!(chrome.source().await.contains("Sign in to jit console"));
+    chrome.fill("#username", username).await;
+    chrome.fill("#password", password).await;
+    chrome.click("form[action='/signin/password'] button").await;
+}
+
+fn alice() -> Value {
+    json!({"alice": {"sub": "alice-sub", "email": "Alice@Example.com", "email_verified": true,
+                     "given_name": "Alice", "preferred_username": "alice"}})
+}
+
+fn jit_on() -> Value {
+    json!({"enabled": true, "sync_method": "override_all", "trust_email": false,
+           "linking": {"enabled": false, "rules": [], "skip_provisioning_without_match": false}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seeds_instructions_work_word_for_word_in_the_console() {
+    if !browser_available() {
+        return;
+    }
+    let world = World::start(jit_on(), alice(), json!([{"options": ["LOCAL", "corp"]}])).await;
+    let chrome = Chrome::start().await;
+
+    // The first administrator, from the one-time setup link jit printed.
+    let line = world.jit_output_line("/console/setup?token=").expect("jit printed a setup link");
+    let link = line.split_whitespace().find(|word| word.contains("/console/setup?token=")).unwrap();
+    chrome.goto(link).await;
+    chrome.screenshot("console-setup").await;
+    chrome.fill("#username", "root-admin").await;
+    chrome.fill("#password", ADMIN_PASSWORD).await;
+    chrome.fill("#confirm", ADMIN_PASSWORD).await;
+    chrome.click("button[type=submit]").await;
+    assert!(chrome.source().await.contains("The administrator was created"));
+    chrome.goto(link).await;
+    assert!(chrome.source().await.contains("Setup link not valid"), "the link works once");
+
+    // "click Connections and select the relevant connection".
+    console_sign_in(&chrome, &world.jit_url, "root-admin", ADMIN_PASSWORD).await;
+    assert_eq!(chrome.path().await, "/console/connections");
+    chrome.screenshot("console-connections").await;
+    chrome.click_link("corp IdP").await;
+    chrome.screenshot("console-connection-general").await;
+    for (tab, shot) in [
+        ("Settings", "settings"),
+        ("Attributes", "attributes"),
+        ("Groups & roles", "groups-and-roles"),
+        ("Test", "test"),
+    ] {
+        chrome.click_tab(tab).await;
+        chrome.screenshot(&format!("console-connection-{shot}")).await;
+    }
+    // "Go to the Just-in-Time Provisioning tab … Uncheck the Just-in-Time
+    // (JIT) User Provisioning checkbox … Click Update".
+    chrome.click_tab("Just-in-Time Provisioning").await;
+    assert!(chrome.source().await.contains("Just-in-Time (JIT) User Provisioning"));
+    chrome.screenshot("console-connection-jit").await;
+    chrome.set_checked("#jit-enabled", false).await;
+    chrome.click("#update").await;
+    assert!(chrome.source().await.contains("Saved."));
+    assert!(chrome.exists("#jit-disabled-warning").await, "while unchecked, the MFA warning shows");
+    chrome.screenshot("console-connection-jit-disabled").await;
+    assert_eq!(world.admin.get("/connections/corp/jit").await["enabled"], false);
+
+    // A real sign-in through the application: attributes pass through, no account.
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["email"], "Alice@Example.com");
+    assert!(world.users_with_email("alice@example.com").await.is_empty(), "JIT off creates no account");
+
+    // Check it again, Preserve Local, linking with a first and a fallback rule.
+    let local = world.admin.post("/users", json!({"username": "alice", "attributes": {"family_name": "Local"}})).await;
+    chrome.click_tab("Just-in-Time Provisioning").await;
+    chrome.set_checked("#jit-enabled", true).await;
+    chrome.toggle("#sync-preserve").await;
+    chrome.set_checked("#linking-enabled", true).await;
+    chrome.fill("input[name=rule_federated]", "email").await;
+    chrome.select("select[name=rule_local]", "email").await;
+    chrome.click("#add-or-rule").await;
+    let rows = chrome.client.find_all(Locator::Css("input[name=rule_federated]")).await.unwrap();
+    assert_eq!(rows.len(), 2, "OR adds the fallback rule");
+    rows[1].send_keys("preferred_username").await.unwrap();
+    let locals = chrome.client.find_all(Locator::Css("select[name=rule_local]")).await.unwrap();
+    locals[1].select_by_value("username").await.unwrap();
+    let trusted = chrome.client.find_all(Locator::Css("input[name=rule_trusted]")).await.unwrap();
+    trusted[1].click().await.unwrap();
+    assert!(chrome.is_checked("#sync-preserve").await);
+    chrome.screenshot("console-connection-jit-rules").await;
+    chrome.click("#update").await;
+    assert!(chrome.source().await.contains("Saved."), "{}", chrome.source().await);
+    let jit = world.admin.get("/connections/corp/jit").await;
+    assert_eq!(jit["enabled"], true);
+    assert_eq!(jit["sync_method"], "preserve_local");
+    assert_eq!(
+        jit["linking"]["rules"][1],
+        json!({"federated": "preferred_username", "local": "username", "trusted": true})
+    );
+
+    // The next sign-in links by the fallback rule and syncs as set.
+    let mut world = world;
+    world.new_browser();
+    let claims = World::app_claims(&world.federated_login("alice").await);
+    assert_eq!(claims["id_token_claims"]["sub"], local["id"], "linked to the local account");
+    let user = world.admin.get(&format!("/users/{}", local["id"].as_str().unwrap())).await;
+    assert_eq!(user["attributes"]["family_name"], "Local", "Preserve Local keeps what the IdP does not send");
+    assert_eq!(user["attributes"]["given_name"], "Alice");
+    assert_eq!(world.audit().await[0]["action"], "linked");
+
+    // An application whose flow has TOTP after a JIT-disabled connection.
+    world.admin.post("/connections", connection("partner", &world.idp_url, json!({"enabled": false}))).await;
+    let app = world
+        .admin
+        .post(
+            "/applications",
+            json!({"name": "payroll", "redirect_uris": ["https://payroll.example.com/cb"],
+                   "sign_in": {"steps": [{"options": ["LOCAL", "partner"]}, {"options": ["TOTP"]}]}}),
+        )
+        .await;
+    chrome.click_link("Applications").await;
+    chrome.screenshot("console-applications").await;
+    chrome.click_link("payroll").await;
+    let warning = chrome.text("#jit-mfa-warning").await;
+    assert!(
+        warning.contains("Currently, Just-in-Time (JIT) user provisioning is disabled for the partner connection. To use MFA with this connection, enable JIT provisioning or use an authentication script to skip the MFA options for this connection during user login."),
+        "{warning}"
+    );
+    chrome.screenshot("console-application-warning").await;
+    chrome.click("#script-template").await;
+    assert!(chrome.text("#script").await.contains("executeStep(2)"), "the template is in the editor");
+    chrome.click("#save").await;
+    assert!(chrome.source().await.contains("Saved."), "{}", chrome.source().await);
+    assert!(!chrome.exists("#jit-mfa-warning").await, "the warning is gone");
+    assert!(chrome.exists("#script-decides").await, "a note that a script decides: {}", chrome.source().await);
+    assert!(chrome.text("#script-decides").await.contains("partner"));
+    chrome.screenshot("console-application-scripted").await;
+    let stored = world.admin.get(&format!("/applications/{}", app["client_id"].as_str().unwrap())).await;
+    assert!(stored["sign_in"]["script"].as_str().unwrap().contains("onLoginRequest"));
+
+    // A script that does not compile is refused with the engine's message.
+    chrome.fill("#script", "var onLoginRequest = function (context) {").await;
+    chrome.click("#save").await;
+    assert!(chrome.text(".field-error").await.contains("invalid sign_in.script"), "{}", chrome.source().await);
+
+    chrome.close().await;
+}
