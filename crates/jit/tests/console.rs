@@ -150,7 +150,7 @@ impl Chrome {
     }
 
     async fn exists(&self, css: &str) -> bool {
-        self.client.find_all(Locator::Css(css)).await.unwrap().len() > 0
+        !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty()
     }
 
     async fn text(&self, css: &str) -> String {
