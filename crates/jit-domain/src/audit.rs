@@ -12,6 +12,11 @@ use crate::schema::AttributeSchema;
 use crate::sync::ValueChange;
 use crate::user::{Subject, UserId};
 
+impl AuditAction {
+    /// The actions, as stored and filtered on.
+    pub const ACTIONS: [&'static str; 5] = ["created", "linked", "synced", "refused", "memberships"];
+}
+
 /// What a provisioning event did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -115,6 +120,8 @@ pub struct AuditFilter {
     pub user: Option<UserId>,
     /// Only events through this connection.
     pub connection: Option<ConnectionName>,
+    /// Only events of this action (one of [`AuditAction::ACTIONS`]).
+    pub action: Option<String>,
     /// At most this many, newest first.
     pub limit: u64,
 }

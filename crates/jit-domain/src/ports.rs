@@ -572,7 +572,14 @@ pub trait PasswordLockoutStore: Send + Sync {
         policy: &LockoutPolicy,
     ) -> Result<Attempt, StoreError>;
 
-    /// Clears the count and the lock (after a right password). Nothing
-    /// happens if the user does not exist.
+    /// Clears the count and the lock (after a right password, or an
+    /// administrator's unlock). Nothing happens if the user does not exist.
     async fn clear_password_failures(&self, user: UserId) -> Result<(), StoreError>;
+
+    /// Until when the user's password sign-in is locked, if it is at `now`.
+    async fn password_locked_until(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
 }

@@ -24,6 +24,9 @@ impl AuditLog for Store {
         if let Some(connection) = &filter.connection {
             query = query.filter(audit_events::Column::Connection.eq(connection.as_str()));
         }
+        if let Some(action) = &filter.action {
+            query = query.filter(audit_events::Column::Action.eq(action.as_str()));
+        }
         let limit = if filter.limit == 0 { MAX_EVENTS } else { filter.limit.min(MAX_EVENTS) };
         let rows = query.order_by_desc(audit_events::Column::Id).limit(limit).all(&self.db).await.map_err(classify)?;
         rows.into_iter()

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::Store;
 use crate::attempts::AttemptCounter;
+use crate::convert::from_millis;
 use crate::entity::users;
 use crate::error::{classify, retry_transient};
 
@@ -39,6 +40,15 @@ impl PasswordLockoutStore for Store {
         policy: &LockoutPolicy,
     ) -> Result<Attempt, StoreError> {
         PASSWORD_ATTEMPTS.record(&self.db, user.0, now, policy).await
+    }
+
+    async fn password_locked_until(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let row = users::Entity::find_by_id(user.0).one(&self.db).await.map_err(classify)?;
+        Ok(row.and_then(|row| row.password_locked_until).map(from_millis).filter(|until| *until > now))
     }
 
     async fn clear_password_failures(&self, user: UserId) -> Result<(), StoreError> {

@@ -331,3 +331,164 @@ async fn the_seeds_instructions_work_word_for_word_in_the_console() {
 
     chrome.close().await;
 }
+
+/// The first administrator, through the setup link jit printed (over HTTP).
+async fn set_up_administrator(world: &World, username: &str, password: &str) {
+    let line = world.jit_output_line("/console/setup?token=").expect("jit printed a setup link");
+    let link = line.split_whitespace().find(|word| word.contains("/console/setup?token=")).unwrap();
+    let browser = Browser::new();
+    let page = browser.get(link).await;
+    let token = hidden_value(&page.body, "token").unwrap();
+    let done = browser
+        .post_form(
+            &format!("{}/console/setup", world.jit_url),
+            &[("token", &token), ("username", username), ("password", password), ("confirm", password)],
+        )
+        .await;
+    assert!(done.body.contains("The administrator was created"), "{}", done.body);
+}
+
+/// A console session over HTTP: the sign-in through jit's own pages. The
+/// page it ends on.
+async fn http_console_sign_in(world: &World, browser: &Browser, username: &str, password: &str) -> Page {
+    let signin = browser.get(&format!("{}/console/login/start", world.jit_url)).await;
+    assert!(signin.url.ends_with("/signin"), "{} {}", signin.url, signin.body);
+    let csrf = hidden_value(&signin.body, "csrf").unwrap();
+    browser
+        .post_form(
+            &format!("{}/signin/password", world.jit_url),
+            &[("csrf", &csrf), ("username", username), ("password", password)],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_for_administrators_only_and_its_forms_cannot_be_forged() {
+    let world = World::start(jit_on(), alice(), json!([{"options": ["LOCAL", "corp"]}])).await;
+    set_up_administrator(&world, "root-admin", ADMIN_PASSWORD).await;
+
+    // A local user without the admin role signs in fine, and gets no console.
+    world.admin.post("/users", json!({"username": "mallory", "password": "mallory-password"})).await;
+    let outsider = Browser::new();
+    let refused = http_console_sign_in(&world, &outsider, "mallory", "mallory-password").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("does not hold the admin role"));
+    let again = outsider.get(&format!("{}/console/connections", world.jit_url)).await;
+    assert!(again.url.ends_with("/console/login"), "no session was made: {}", again.url);
+
+    // The administrator gets the console, with the pages' security headers.
+    let browser = Browser::new();
+    let page = http_console_sign_in(&world, &browser, "root-admin", ADMIN_PASSWORD).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.url.ends_with("/console/connections"), "{}", page.url);
+    let response = browser.client.get(format!("{}/console/connections/corp/jit", world.jit_url)).send().await.unwrap();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in ["default-src 'none'", "script-src 'self'", "form-action 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    let csrf = hidden_value(&body, "csrf").unwrap();
+
+    // A form without the session's token, or with another one, changes nothing.
+    let jit_off = [("sync_method", "override_all"), ("action", "update")];
+    for token in ["", "forged-token"] {
+        let mut form = vec![("csrf", token)];
+        form.extend(jit_off);
+        let forged = browser.post_form(&format!("{}/console/connections/corp/jit", world.jit_url), &form).await;
+        assert_eq!(forged.status, 403, "{}", forged.body);
+    }
+    // A cross-site post is refused even with the right token.
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend(jit_off);
+    let cross_site = browser
+        .client
+        .post(format!("{}/console/connections/corp/jit", world.jit_url))
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    assert_eq!(world.admin.get("/connections/corp/jit").await["enabled"], true, "nothing changed");
+    // The session's own form goes through.
+    let saved = browser.post_form(&format!("{}/console/connections/corp/jit", world.jit_url), &form).await;
+    assert!(saved.body.contains("Saved."), "{}", saved.body);
+    assert_eq!(world.admin.get("/connections/corp/jit").await["enabled"], false);
+
+    // A console callback this browser did not start is refused.
+    let stray = browser.get(&format!("{}/console/callback?code=x&state=y", world.jit_url)).await;
+    assert_eq!(stray.status, 400, "{}", stray.body);
+
+    // Signing out ends the session on the server.
+    let session_page = browser.get(&format!("{}/console/keys", world.jit_url)).await;
+    let csrf = hidden_value(&session_page.body, "csrf").unwrap();
+    let out = browser.post_form(&format!("{}/console/logout", world.jit_url), &[("csrf", &csrf)]).await;
+    assert!(out.url.ends_with("/console/login"), "{}", out.url);
+    let after = browser.get(&format!("{}/console/keys", world.jit_url)).await;
+    assert!(after.url.ends_with("/console/login"));
+
+    // Revoking the admin role takes the console at the next click.
+    let second = Browser::new();
+    http_console_sign_in(&world, &second, "root-admin", ADMIN_PASSWORD).await;
+    let root = world.users_with("username", "root-admin").await;
+    let id = root[0]["id"].as_str().unwrap();
+    let (status, _) = world.admin.call(reqwest::Method::DELETE, &format!("/roles/admin/members/{id}"), None).await;
+    assert_eq!(status, 204);
+    let revoked = second.get(&format!("{}/console/connections", world.jit_url)).await;
+    assert_eq!(revoked.status, 403, "{}", revoked.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_own_application_cannot_be_deleted_or_locked() {
+    let world = World::start(jit_on(), alice(), json!([{"options": ["LOCAL", "corp"]}])).await;
+    let console = world.admin.get("/applications/jit-console").await;
+    assert_eq!(console["public"], true);
+    let (status, body) = world.admin.call(reqwest::Method::DELETE, "/applications/jit-console", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "protected");
+    assert!(body["message"].as_str().unwrap().contains("cannot be deleted"));
+    let redirect_uris = console["redirect_uris"].clone();
+    for (change, why) in [
+        (json!({"steps": [{"options": ["corp"]}]}), "must keep LOCAL"),
+        (json!({"steps": [{"options": ["LOCAL"]}]}), ""),
+    ] {
+        let (status, body) = world
+            .admin
+            .call(
+                reqwest::Method::PUT,
+                "/applications/jit-console",
+                Some(json!({"name": "jit console", "redirect_uris": redirect_uris, "public": true, "sign_in": change})),
+            )
+            .await;
+        if why.is_empty() {
+            assert_eq!(status, 200, "{body}");
+        } else {
+            assert_eq!(status, 400, "{body}");
+            assert!(body["message"].as_str().unwrap().contains(why), "{body}");
+        }
+    }
+    let (status, body) = world
+        .admin
+        .call(
+            reqwest::Method::PUT,
+            "/applications/jit-console",
+            Some(json!({"name": "jit console", "redirect_uris": ["http://127.0.0.1:1/elsewhere"], "public": true})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("/console/callback"), "{body}");
+    // With MFA after the password the console still signs in.
+    let (status, body) = world
+        .admin
+        .call(
+            reqwest::Method::PUT,
+            "/applications/jit-console",
+            Some(json!({"name": "jit console", "redirect_uris": redirect_uris, "public": true,
+                        "sign_in": {"steps": [{"options": ["LOCAL", "corp"]}, {"options": ["TOTP"]}]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

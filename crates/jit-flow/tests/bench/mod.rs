@@ -521,6 +521,13 @@ impl PasswordLockoutStore for GatedStore {
     async fn clear_password_failures(&self, user: UserId) -> Result<(), StoreError> {
         self.inner.clear_password_failures(user).await
     }
+    async fn password_locked_until(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.inner.password_locked_until(user, now).await
+    }
 }
 
 #[async_trait]

@@ -133,6 +133,13 @@ async fn declare(
     ApiJson(request): ApiJson<AttributeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let definition = AttributeDefinition::from(request);
+    declare_attribute(&state, &definition).await?;
+    let location = format!("{API_PREFIX}/attributes/{}", definition.name);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(AttributeView::from(&definition))))
+}
+
+/// Declares a new attribute (the API's `POST` and the console).
+pub async fn declare_attribute(state: &AppState, definition: &AttributeDefinition) -> Result<(), ApiError> {
     if state.store.attribute_schema().await?.get(definition.name.as_str()).is_some() {
         refuse_standard(&definition.name)?;
         return Err(ApiError::conflict(
@@ -140,10 +147,9 @@ async fn declare(
             format!("attribute {:?} is already declared: PUT /attributes/{0} redefines it", definition.name.as_str()),
         ));
     }
-    state.store.put_attribute(&definition, state.clock.now()).await?;
+    state.store.put_attribute(definition, state.clock.now()).await?;
     tracing::info!(event = "admin_attribute_declared", attribute = %definition.name, "attribute declared");
-    let location = format!("{API_PREFIX}/attributes/{}", definition.name);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(AttributeView::from(&definition))))
+    Ok(())
 }
 
 /// Reads an attribute.
@@ -220,7 +226,14 @@ async fn redefine(
     )
 )]
 async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let name = AttributeName::new(&name).map_err(|_| not_found(&name))?;
+    delete_attribute(&state, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a declared attribute that no connection uses (the API's
+/// `DELETE` and the console).
+pub async fn delete_attribute(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let name = AttributeName::new(name).map_err(|_| not_found(name))?;
     refuse_standard(&name)?;
     let uses: Vec<String> =
         state.store.connections().await?.iter().flat_map(|connection| connection.uses_of(name.as_str())).collect();
@@ -234,7 +247,7 @@ async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Resu
         return Err(not_found(name.as_str()));
     }
     tracing::info!(event = "admin_attribute_deleted", attribute = %name, "attribute deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Standard and system attributes are not the operator's to change.

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use jit_domain::audit::{AuditEvent, AuditFilter};
+use jit_domain::audit::{AuditAction, AuditEvent, AuditFilter};
 use jit_domain::connection::ConnectionName;
 use jit_domain::ports::AuditLog;
 use jit_domain::user::UserId;
@@ -36,6 +36,9 @@ pub struct AuditQuery {
     pub user: Option<String>,
     /// Only events through this connection (name).
     pub connection: Option<String>,
+    /// Only events of this action: created, linked, synced, refused or
+    /// memberships.
+    pub action: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u64>,
 }
@@ -66,6 +69,13 @@ async fn list(
         .transpose()?;
     let connection = query.connection.map(ConnectionName::new).transpose()?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let events = state.store.audit_events(&AuditFilter { user, connection, limit }).await?;
+    let action = query.action;
+    if let Some(action) = action.as_deref().filter(|a| !AuditAction::ACTIONS.contains(a)) {
+        return Err(ApiError::bad_request(format!(
+            "action must be one of {}, got {action:?}",
+            AuditAction::ACTIONS.join(", ")
+        )));
+    }
+    let events = state.store.audit_events(&AuditFilter { user, connection, action, limit }).await?;
     Ok(Json(events))
 }

@@ -56,7 +56,7 @@ async fn list(state: &AppState, kind: MembershipKind) -> Result<Json<Vec<Collect
     Ok(Json(state.store.collections(kind).await?))
 }
 
-async fn create(
+pub async fn create(
     state: &AppState,
     kind: MembershipKind,
     request: CollectionRequest,
@@ -101,7 +101,7 @@ async fn describe(
     read(state, kind, name).await
 }
 
-async fn delete(state: &AppState, kind: MembershipKind, name: &str) -> Result<StatusCode, ApiError> {
+pub async fn delete(state: &AppState, kind: MembershipKind, name: &str) -> Result<StatusCode, ApiError> {
     if !state.store.delete_collection(kind, name).await? {
         return Err(not_found(kind, name));
     }

@@ -14,7 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use jit_domain::attribute::{AttributeName, Attributes};
 use jit_domain::membership::{Membership, MembershipKind};
-use jit_domain::ports::{FederatedLink, NewLocalUser, TotpStore, UserStore};
+use jit_domain::ports::{FederatedLink, NewLocalUser, PasswordLockoutStore, TotpStore, UserStore};
 use jit_domain::ports::{MembershipStore, Provenance};
 use jit_domain::schema::{EMAIL, USERNAME, is_system};
 use jit_domain::user::{LocalUser, UserId, Username};
@@ -43,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search, create))
         .routes(routes!(read, patch, delete))
         .routes(routes!(reset_totp))
+        .routes(routes!(unlock))
 }
 
 /// A user as the API answers it.
@@ -69,6 +70,11 @@ pub struct UserView {
     pub groups: Vec<Membership>,
     /// The roles the user holds, and who granted each.
     pub roles: Vec<Membership>,
+    /// Until when password sign-in is locked after too many wrong
+    /// passwords; absent when it is not.
+    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub locked_until: Option<time::OffsetDateTime>,
 }
 
 /// A local user to create.
@@ -314,13 +320,37 @@ async fn reset_totp(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Unlocks a user's password sign-in (locked after too many wrong
+/// passwords): the failure count starts again at zero.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/unlock",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses(
+        (status = 204, description = "Unlocked (or was not locked)"),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+async fn unlock(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let user = parse_id(&id)?;
+    if state.store.user(user).await?.is_none() {
+        return Err(not_found(&id));
+    }
+    state.store.clear_password_failures(user).await?;
+    tracing::info!(event = "admin_password_unlocked", user = %user, "password sign-in unlocked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A user with their federated identities and whether they use TOTP.
-async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
+pub async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
     let federated_identities = state.store.federated_links(user.id).await?;
     let totp_enrolled = state.store.totp(user.id).await?.is_some();
     let groups = state.store.memberships(MembershipKind::Group, user.id).await?;
     let roles = state.store.memberships(MembershipKind::Role, user.id).await?;
     let provenance = state.store.provenance(user.id).await?;
+    let locked_until = state.store.password_locked_until(user.id, state.clock.now()).await?;
     Ok(UserView {
         id: user.id,
         username: user.username,
@@ -331,11 +361,12 @@ async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
         totp_enrolled,
         groups,
         roles,
+        locked_until,
     })
 }
 
 /// An id from a URL: one that is not a UUID cannot exist.
-fn parse_id(id: &str) -> Result<UserId, ApiError> {
+pub fn parse_id(id: &str) -> Result<UserId, ApiError> {
     Uuid::parse_str(id).map(UserId).map_err(|_| not_found(id))
 }
 

@@ -21,10 +21,9 @@ use jit_domain::flow::{ConnectionFacts, SKIP_MFA_FOR_FEDERATED_SCRIPT, SignInFlo
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
 use serde::Deserialize;
 
-use super::connections::Saved;
 use super::error::ConsoleError;
 use super::session::{Admin, AdminForm};
-use super::view::{Chrome, ConfirmPage, FieldErrors};
+use super::view::{Chrome, ConfirmPage, FieldErrors, Saved};
 use crate::AppState;
 use crate::admin::applications::{
     ApplicationRequest, check_script, connection_facts, load, register, replace_application,

@@ -28,7 +28,7 @@ use serde_json::json;
 
 use super::error::ConsoleError;
 use super::session::{Admin, AdminForm};
-use super::view::{Chrome, ConfirmPage, FieldErrors};
+use super::view::{Chrome, ConfirmPage, FieldErrors, Saved};
 use crate::AppState;
 use crate::admin::connections::{keep_or_replace_secret, normalize_secret};
 use crate::admin::preview::{PreviewRequest, dry_run};
@@ -57,18 +57,6 @@ pub const TABS: &[(&str, &str, &str)] = &[
     ("jit", "/jit", "Just-in-Time Provisioning"),
     ("test", "/test", "Test"),
 ];
-
-/// `?saved` after a successful save.
-#[derive(Debug, Default, Deserialize)]
-pub struct Saved {
-    saved: Option<String>,
-}
-
-impl Saved {
-    pub(crate) fn notice(&self) -> Option<&'static str> {
-        self.saved.as_ref().map(|_| "Saved.")
-    }
-}
 
 // --- The list and "New connection" -------------------------------------------
 

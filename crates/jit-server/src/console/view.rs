@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use jit_domain::error::ConfigError;
+use serde::Deserialize;
 
 use super::session::Admin;
 
@@ -112,4 +113,17 @@ pub struct ConfirmPage {
     pub action: String,
     /// Where "Cancel" goes.
     pub cancel: String,
+}
+
+/// `?saved` after a successful save.
+#[derive(Debug, Default, Deserialize)]
+pub struct Saved {
+    saved: Option<String>,
+}
+
+impl Saved {
+    /// "Saved." after a save.
+    pub fn notice(&self) -> Option<&'static str> {
+        self.saved.as_ref().map(|_| "Saved.")
+    }
 }

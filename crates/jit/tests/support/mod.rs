@@ -129,6 +129,12 @@ impl World {
         found.as_array().cloned().unwrap_or_default()
     }
 
+    /// Users whose `attribute` is `value`.
+    pub async fn users_with(&self, attribute: &str, value: &str) -> Vec<Value> {
+        let found = self.admin.get(&format!("/users?attribute={attribute}&value={value}")).await;
+        found.as_array().cloned().unwrap_or_default()
+    }
+
     /// The audit trail.
     pub async fn audit(&self) -> Vec<Value> {
         self.admin.get("/audit").await.as_array().cloned().unwrap_or_default()
