@@ -366,11 +366,15 @@ pub enum RecordKind {
     /// The one-time link that creates the first administrator, under the
     /// hash of its token.
     SetupLink,
+    /// An administrator's trial sign-in through a connection (the
+    /// console's Test tab), waiting for the IdP's callback, under the hash
+    /// of its `state`.
+    ConsoleTrial,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::SignIn,
         RecordKind::PendingFederation,
         RecordKind::AuthorizationGrant,
@@ -378,6 +382,7 @@ impl RecordKind {
         RecordKind::ConsoleLogin,
         RecordKind::ConsoleSession,
         RecordKind::SetupLink,
+        RecordKind::ConsoleTrial,
     ];
 
     /// The name stored with each record.
@@ -390,6 +395,7 @@ impl RecordKind {
             RecordKind::ConsoleLogin => "console_login",
             RecordKind::ConsoleSession => "console_session",
             RecordKind::SetupLink => "setup_link",
+            RecordKind::ConsoleTrial => "console_trial",
         }
     }
 }

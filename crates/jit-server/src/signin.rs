@@ -119,6 +119,11 @@ pub async fn callback(
     Path(connection): Path<String>,
     Query(params): Query<CallbackParams>,
 ) -> Result<Response, PageError> {
+    // An administrator's trial sign-in (the console's Test tab) never
+    // reaches the engine.
+    if let Some(trial) = crate::console::trial::claim(&state, &params).await.map_err(PageError::internal)? {
+        return Ok(crate::console::trial::callback(&state, &jar, &connection, trial, &params).await);
+    }
     let cookie = jar.get(&state.settings.flow_cookie_name).map(|c| c.value().to_owned());
     let next = state.engine.callback(cookie.as_deref(), &connection, &params).await?;
     Ok(next_response(&state, next))

@@ -492,3 +492,134 @@ async fn the_consoles_own_application_cannot_be_deleted_or_locked() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_console_page_renders_and_does_what_it_says() {
+    if !browser_available() {
+        return;
+    }
+    let world = World::start(jit_on(), alice(), json!([{"options": ["LOCAL", "corp"]}])).await;
+    set_up_administrator(&world, "root-admin", ADMIN_PASSWORD).await;
+    let chrome = Chrome::start().await;
+    console_sign_in(&chrome, &world.jit_url, "root-admin", ADMIN_PASSWORD).await;
+
+    // New connection: discovery is checked on save, and its failure is shown at the issuer.
+    chrome.click("a[href='/console/connections/new']").await;
+    chrome.fill("#name", "broken").await;
+    chrome.fill("#issuer", "http://127.0.0.1:9").await;
+    chrome.fill("#client_id", "jit").await;
+    chrome.click("main form button[type=submit]").await;
+    assert!(
+        chrome.text(".field-error").await.contains(".well-known/openid-configuration"),
+        "{}",
+        chrome.source().await
+    );
+    chrome.screenshot("console-connection-new-refused").await;
+    chrome.fill("#name", "second").await;
+    chrome.fill("#issuer", &world.idp_url).await;
+    chrome.click("main form button[type=submit]").await;
+    assert_eq!(chrome.path().await, "/console/connections/second");
+    assert_eq!(world.admin.get("/connections/second").await["oidc"]["issuer"], world.idp_url.as_str());
+
+    // A connection's deletion asks first.
+    chrome.click_tab("General").await;
+    chrome.click_link("Delete connection").await;
+    chrome.screenshot("console-confirm-delete").await;
+    chrome.click("#confirm").await;
+    assert_eq!(chrome.path().await, "/console/connections");
+    assert!(!chrome.source().await.contains("second IdP"));
+
+    // Test: the dry run with sample claims, then a real trial sign-in.
+    chrome.click_link("corp IdP").await;
+    chrome.click_tab("Test").await;
+    chrome.click("form[action$='/test'] button").await;
+    assert_eq!(chrome.text("#decision").await, "create");
+    assert!(chrome.text("#preview").await.contains("dropped_claims"));
+    chrome.screenshot("console-connection-test-result").await;
+    chrome.goto(&format!("{}/console/connections/corp/try", world.jit_url)).await;
+    chrome.fill("input[name=login]", "alice").await;
+    chrome.click("#login button").await;
+    assert_eq!(chrome.text("#trial-decision").await, "create", "{}", chrome.source().await);
+    assert!(chrome.text("#trial-id-token").await.contains("alice-sub"));
+    assert!(chrome.text("#trial-preview").await.contains("Alice@Example.com"));
+    chrome.screenshot("console-trial-sign-in").await;
+    assert!(world.users_with_email("alice@example.com").await.is_empty(), "a trial provisions nothing");
+
+    // New application: the secret is shown once, with a copy button.
+    chrome.click_link("Applications").await;
+    chrome.click("a[href='/console/applications/new']").await;
+    chrome.screenshot("console-application-new").await;
+    chrome.fill("#name", "crm").await;
+    chrome.fill("#redirect_uris", "https://crm.example.com/callback").await;
+    chrome.click("main form button[type=submit]").await;
+    assert!(chrome.text("#client-secret").await.len() >= 40);
+    assert!(chrome.exists("button[data-copy=client-secret]").await);
+    chrome.screenshot("console-application-created").await;
+    // Its sign-in method: add a step with TOTP, then move it first (refused, with the reason).
+    chrome.click_link("Set up its sign-in method").await;
+    chrome.click("button[value=add_step]").await;
+    chrome.toggle("input[name=step_1][value=TOTP]").await;
+    chrome.click("#save").await;
+    assert!(chrome.source().await.contains("Saved."));
+    chrome.click("button[value=up_1]").await;
+    chrome.click("#save").await;
+    assert!(
+        chrome.text(".field-error").await.contains("needs a user identified by an earlier step"),
+        "{}",
+        chrome.source().await
+    );
+    chrome.screenshot("console-application-refused").await;
+
+    // Users: search by any attribute; a user's page with provenance and identities.
+    World::app_claims(&world.federated_login("alice").await);
+    chrome.click_link("Users").await;
+    chrome.select("select[name=attribute]", "email").await;
+    chrome.fill("#search-value", "ALICE@example.com").await;
+    chrome.click("#search").await;
+    chrome.click_link("alice").await;
+    let page = chrome.source().await;
+    assert!(page.contains("connection:corp") && page.contains("alice-sub"), "{page}");
+    chrome.screenshot("console-user").await;
+
+    // Attributes, groups, roles.
+    chrome.click_link("Attributes").await;
+    chrome.fill("#name", "employee_id").await;
+    chrome.toggle("#unique").await;
+    chrome.click("form[action='/console/attributes'] button").await;
+    assert!(chrome.source().await.contains("<code>employee_id</code>"));
+    chrome.screenshot("console-attributes").await;
+    chrome.click_link("Groups").await;
+    chrome.fill("#name", "engineering").await;
+    chrome.click("form[action='/console/groups'] button").await;
+    assert!(chrome.source().await.contains("engineering"));
+    chrome.screenshot("console-groups").await;
+    chrome.click_link("Roles").await;
+    assert!(chrome.source().await.contains("Administrators of jit"));
+    chrome.screenshot("console-roles").await;
+
+    // Audit, filtered by action.
+    chrome.click_link("Audit").await;
+    chrome.select("select[name=action]", "created").await;
+    chrome.click("form[action='/console/audit'] button").await;
+    assert!(chrome.source().await.contains("alice-sub"));
+    chrome.screenshot("console-audit").await;
+
+    // Keys: rotation retires the signing key and keeps it published.
+    chrome.click_link("Keys").await;
+    chrome.click("#rotate").await;
+    assert!(chrome.source().await.contains("retired"));
+    assert_eq!(
+        reqwest::get(format!("{}/oauth2/jwks", world.jit_url)).await.unwrap().json::<Value>().await.unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    chrome.screenshot("console-keys").await;
+
+    // A phone-sized window.
+    chrome.client.set_window_size(390, 844).await.unwrap();
+    chrome.click_link("Connections").await;
+    chrome.screenshot("console-connections-phone").await;
+    chrome.close().await;
+}

@@ -185,9 +185,21 @@ pub async fn dry_run(
     let Some(Value::String(subject)) = claims.get("sub") else {
         return Err(ApiError::bad_request("claims must include sub, the IdP's subject identifier, as a string"));
     };
+    dry_run_documents(state, connection, subject, &[&claims], request.email_verified).await
+}
+
+/// [`dry_run`] on the claim documents of a real sign-in (userinfo first,
+/// then the ID token), as the engine reads them.
+pub async fn dry_run_documents(
+    state: &AppState,
+    connection: &jit_domain::connection::Connection,
+    subject: &str,
+    documents: &[&serde_json::Map<String, Value>],
+    email_verified: Option<bool>,
+) -> Result<PreviewResponse, ApiError> {
     let schema = &*state.store.schema().await?;
-    let (mut identity, dropped) = identity_and_dropped_claims(connection, subject, &[&claims], schema)?;
-    if let Some(verified) = request.email_verified {
+    let (mut identity, dropped) = identity_and_dropped_claims(connection, subject, documents, schema)?;
+    if let Some(verified) = email_verified {
         identity.email_verified = verified;
     }
     // The real sign-in's pipeline, without its last move (apply).

@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/connections/{name}/jit", get(jit).post(save_jit))
         .route("/console/connections/{name}/test", get(test).post(run_test))
         .route("/console/connections/{name}/delete", get(confirm_delete).post(delete))
+        .route("/console/connections/{name}/try", get(super::trial::start))
 }
 
 /// The tabs of a connection: (key, path under the connection, label).
@@ -222,6 +223,7 @@ struct ConnectionPage {
     /// The Test tab.
     sample_claims: String,
     preview: Option<PreviewShown>,
+    public_url: String,
 }
 
 /// A group or role mapping as a form.
@@ -304,6 +306,7 @@ impl ConnectionPage {
             }))
             .unwrap_or_default(),
             preview: None,
+            public_url: state.settings.public_url.clone(),
             connection,
         })
     }
@@ -328,6 +331,11 @@ impl ConnectionPage {
         [("g", "Groups", &self.groups), ("r", "Roles", &self.roles)]
     }
 
+    /// Where the IdP sends its answers.
+    fn callback_url(&self) -> String {
+        jit_flow::idps::callback_url(&self.public_url, &self.connection.name)
+    }
+
     fn is_sync(&self, method: &str) -> bool {
         sync_key(self.connection.jit.sync_method) == method
     }
@@ -341,7 +349,7 @@ fn sync_key(method: SyncMethod) -> &'static str {
     }
 }
 
-async fn load(state: &AppState, name: &str) -> Result<Connection, ConsoleError> {
+pub(crate) async fn load(state: &AppState, name: &str) -> Result<Connection, ConsoleError> {
     let missing = || ConsoleError::not_found(format!("there is no connection named {name:?}"));
     let parsed = ConnectionName::new(name).map_err(|_| missing())?;
     state.store.connection(&parsed).await?.ok_or_else(missing)

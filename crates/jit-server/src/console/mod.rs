@@ -21,6 +21,7 @@ pub mod error;
 pub mod login;
 pub mod session;
 pub mod setup;
+pub mod trial;
 pub mod view;
 
 use axum::Router;

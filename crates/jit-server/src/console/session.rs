@@ -84,7 +84,13 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ConsoleError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let jar = CookieJar::from_headers(&parts.headers);
+        Self::of(state, &CookieJar::from_headers(&parts.headers)).await
+    }
+}
+
+impl Admin {
+    /// The administrator whose session cookie is in `jar`.
+    pub async fn of(state: &AppState, jar: &CookieJar) -> Result<Self, ConsoleError> {
         let token = jar.get(&state.settings.console_cookie_name).ok_or(ConsoleError::SignIn)?;
         let key = stored_form(token.value());
         let record = state
