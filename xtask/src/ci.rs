@@ -15,6 +15,10 @@
 //!    database, `cargo test -p jit --test cluster --locked`;
 //! 6. on MySQL/MariaDB: the same with `JIT_TEST_MYSQL_URL`.
 //!
+//! The console's browser tests (step 4) drive Debian's Chromium and
+//! chromedriver; without them they pass and say so, unless
+//! `JIT_REQUIRE_BROWSER` is set. The summary says whether they could run.
+//!
 //! `--locked` is passed only when `Cargo.lock` exists. A summary then says,
 //! per backend, whether it ran or why it was skipped; a backend named in
 //! `JIT_REQUIRE_BACKENDS` (comma-separated: `postgres`, `mysql`) that was
@@ -221,6 +225,7 @@ impl Runner {
         for (name, outcome) in &outcomes {
             println!("{name}: {outcome}");
         }
+        println!("console in a browser: {}", browser_outcome());
         let unmet = unmet(&required, &outcomes);
         if !unmet.is_empty() {
             bail!("{REQUIRE_BACKENDS} requires backends that were skipped: {}", unmet.join(", "));
@@ -293,6 +298,26 @@ impl Runner {
         Ok(())
     }
 }
+
+/// Whether the console's browser tests (`crates/jit/tests/console.rs`) could
+/// drive Chromium: they pass without it, saying so, unless
+/// `JIT_REQUIRE_BROWSER` is set.
+fn browser_outcome() -> Outcome {
+    let missing: Vec<String> = BROWSER_BINARIES
+        .iter()
+        .map(|(var, default)| env::var(var).unwrap_or_else(|_| (*default).to_owned()))
+        .filter(|path| !std::path::Path::new(path).exists())
+        .collect();
+    if missing.is_empty() {
+        Outcome::Ran
+    } else {
+        Outcome::Skipped(format!("{} missing: apt-get install chromium chromium-driver", missing.join(" and ")))
+    }
+}
+
+/// What the console's browser tests drive: (the variable naming it, Debian's path).
+const BROWSER_BINARIES: [(&str, &str); 2] =
+    [("JIT_CHROMIUM", "/usr/bin/chromium"), ("JIT_CHROMEDRIVER", "/usr/bin/chromedriver")];
 
 /// The value of the variable `name`, or `None` when it is unset or blank.
 fn var(name: &str) -> Result<Option<String>> {

@@ -7,6 +7,7 @@
 //!
 //! Without chromedriver the browser tests say so and pass, unless
 //! `JIT_REQUIRE_BROWSER` is set (CI sets it): then they fail.
+//! `JIT_CHROMIUM` and `JIT_CHROMEDRIVER` name other binaries than Debian's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,21 +21,28 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use support::*;
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's chromedriver, unless `JIT_CHROMEDRIVER` names another.
+fn chromedriver() -> PathBuf {
+    std::env::var_os("JIT_CHROMEDRIVER").map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from)
+}
+
+/// Debian's Chromium, unless `JIT_CHROMIUM` names another Chrome.
+fn chromium() -> PathBuf {
+    std::env::var_os("JIT_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
 const ADMIN_PASSWORD: &str = "console-admin-password";
 
 /// Whether the browser tests can run here; panics when they must and cannot.
 fn browser_available() -> bool {
-    let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
+    let (driver, browser) = (chromedriver(), chromium());
+    let present = driver.exists() && browser.exists();
     if !present {
+        let missing = format!("{} or {} is missing", driver.display(), browser.display());
         assert!(
             std::env::var_os("JIT_REQUIRE_BROWSER").is_none(),
-            "JIT_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing (apt-get install chromium chromium-driver)"
+            "JIT_REQUIRE_BROWSER is set but {missing} (apt-get install chromium chromium-driver)"
         );
-        eprintln!(
-            "SKIPPED: no {CHROMEDRIVER} / {CHROMIUM}; install chromium and chromium-driver to run the console's browser tests"
-        );
+        eprintln!("SKIPPED: {missing}; install chromium and chromium-driver to run the console's browser tests");
     }
     present
 }
@@ -50,7 +58,7 @@ struct Chrome {
 impl Chrome {
     async fn start() -> Self {
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -61,7 +69,7 @@ impl Chrome {
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
             json!({
-                "binary": CHROMIUM,
+                "binary": chromium(),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
