@@ -157,3 +157,24 @@ fn every_crate_has_its_section_in_the_map() {
         .collect();
     assert!(missing.is_empty(), "docs/ARCHITECTURE.md has no section for {missing:?}");
 }
+
+#[test]
+fn console_forms_are_read_only_through_the_csrf_check() {
+    // Every console handler that reads a form takes `AdminForm`, which
+    // refuses it without the session's CSRF token; only the setup page
+    // (no session yet, its one-time token is the proof) reads a plain form.
+    let dir = crate::workspace_root().unwrap().join("crates/jit-server/src/console");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let plain_forms = source.matches("Form(").count() + source.matches("Form<").count()
+            - source.matches("AdminForm(").count()
+            - source.matches("AdminForm<").count();
+        if plain_forms > 0 && name != "setup.rs" {
+            offenders.push(name);
+        }
+    }
+    assert!(offenders.is_empty(), "console modules reading a form without AdminForm: {offenders:?}");
+}
