@@ -335,7 +335,11 @@ async fn the_seeds_instructions_work_word_for_word_in_the_console() {
     // A script that does not compile is refused with the engine's message.
     chrome.fill("#script", "var onLoginRequest = function (context) {").await;
     chrome.click("#save").await;
-    assert!(chrome.text(".field-error").await.contains("invalid sign_in.script"), "{}", chrome.source().await);
+    let refused = chrome.text(".field-error").await;
+    assert!(
+        refused.contains("invalid sign_in.script") && refused.contains("line"),
+        "the engine's message and line: {refused}"
+    );
 
     chrome.close().await;
 }
@@ -584,6 +588,7 @@ async fn every_console_page_renders_and_does_what_it_says() {
     chrome.select("select[name=attribute]", "email").await;
     chrome.fill("#search-value", "ALICE@example.com").await;
     chrome.click("#search").await;
+    chrome.screenshot("console-users").await;
     chrome.click_link("alice").await;
     let page = chrome.source().await;
     assert!(page.contains("connection:corp") && page.contains("alice-sub"), "{page}");
@@ -596,10 +601,18 @@ async fn every_console_page_renders_and_does_what_it_says() {
     chrome.click("form[action='/console/attributes'] button").await;
     assert!(chrome.source().await.contains("<code>employee_id</code>"));
     chrome.screenshot("console-attributes").await;
+    chrome.click_link("employee_id").await;
+    chrome.fill("#description", "The HR system's id").await;
+    chrome.click("#update").await;
+    assert_eq!(world.admin.get("/attributes/employee_id").await["description"], "The HR system's id");
+    assert_eq!(world.admin.get("/attributes/employee_id").await["unique"], true, "the form kept what it showed");
     chrome.click_link("Groups").await;
     chrome.fill("#name", "engineering").await;
     chrome.click("form[action='/console/groups'] button").await;
     assert!(chrome.source().await.contains("engineering"));
+    chrome.fill("input[aria-label='Description of engineering']", "Builds things").await;
+    chrome.click("form[action='/console/groups/engineering/describe'] button").await;
+    assert_eq!(world.admin.get("/groups/engineering").await["description"], "Builds things");
     chrome.screenshot("console-groups").await;
     chrome.click_link("Roles").await;
     assert!(chrome.source().await.contains("Administrators of jit"));
@@ -630,4 +643,61 @@ async fn every_console_page_renders_and_does_what_it_says() {
     chrome.click_link("Connections").await;
     chrome.screenshot("console-connections-phone").await;
     chrome.close().await;
+}
+
+/// The secret of the TOTP enrolment page `body` shows.
+fn enrolment_secret(body: &str) -> jit_domain::mfa::TotpSecret {
+    let start = body.find("otpauth://totp/").unwrap_or_else(|| panic!("no enrolment on the page: {body}"));
+    let uri = body[start..start + body[start..].find('<').unwrap()].replace("&#38;", "&").replace("&amp;", "&");
+    let url = reqwest::Url::parse(&uri).unwrap();
+    let secret = url.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()).unwrap();
+    jit_domain::mfa::TotpSecret::new(secret).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn federated_administrators_and_the_consoles_own_mfa() {
+    let users = json!({"alice": {"sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
+                                 "preferred_username": "alice", "roles": ["jit-admins"]},
+                       "bob": {"sub": "bob-sub", "email": "bob@example.com", "email_verified": true,
+                               "preferred_username": "bob", "roles": ["staff"]}});
+    let world = World::start(jit_on(), users, json!([{"options": ["LOCAL", "corp"]}])).await;
+    set_up_administrator(&world, "root-admin", ADMIN_PASSWORD).await;
+    // The IdP's "jit-admins" become jit's administrators.
+    let mut corp = world.admin.get("/connections/corp").await;
+    corp["roles"] = json!({"claim": "roles", "mappings": {"jit-admins": "admin"}});
+    corp["oidc"]["client_secret"] = Value::Null;
+    world.admin.put("/connections/corp", corp).await;
+    // The console's flow: the password or corp, then TOTP.
+    let console = world.admin.get("/applications/jit-console").await;
+    world
+        .admin
+        .put(
+            "/applications/jit-console",
+            json!({"name": "jit console", "redirect_uris": console["redirect_uris"], "public": true,
+                   "sign_in": {"steps": [{"options": ["LOCAL", "corp"]}, {"options": ["TOTP"]}]}}),
+        )
+        .await;
+
+    for (login, admits) in [("alice", true), ("bob", false)] {
+        let browser = Browser::new();
+        let signin = browser.get(&format!("{}/console/login/start", world.jit_url)).await;
+        let csrf = hidden_value(&signin.body, "csrf").unwrap();
+        let idp = browser
+            .post_form(&format!("{}/signin/federated", world.jit_url), &[("csrf", &csrf), ("connection", "corp")])
+            .await;
+        let enrol = browser.idp_login(&idp, login).await;
+        assert!(enrol.url.ends_with("/signin"), "{login}: step 2 asks for TOTP: {} {}", enrol.url, enrol.body);
+        let secret = enrolment_secret(&enrol.body);
+        let code = jit_flow::factors::totp::code_at(&secret, time::OffsetDateTime::now_utc()).unwrap();
+        let csrf = hidden_value(&enrol.body, "csrf").unwrap();
+        let done =
+            browser.post_form(&format!("{}/signin/totp", world.jit_url), &[("csrf", &csrf), ("code", &code)]).await;
+        if admits {
+            assert_eq!(done.status, 200, "{login}: {}", done.body);
+            assert!(done.url.ends_with("/console/connections"), "{login}: {}", done.url);
+        } else {
+            assert_eq!(done.status, 403, "{login}: {}", done.body);
+            assert!(done.body.contains("does not hold the admin role"));
+        }
+    }
 }

@@ -200,13 +200,19 @@ async fn redefine(
         )));
     }
     let definition = AttributeDefinition::from(request);
-    refuse_standard(&definition.name)?;
-    if state.store.attribute_schema().await?.get(&name).is_none() {
-        return Err(not_found(&name));
-    }
-    state.store.put_attribute(&definition, state.clock.now()).await?;
-    tracing::info!(event = "admin_attribute_redefined", attribute = %definition.name, "attribute redefined");
+    redefine_attribute(&state, &definition).await?;
     Ok(Json(AttributeView::from(&definition)))
+}
+
+/// Redefines a declared attribute (the API's `PUT` and the console).
+pub async fn redefine_attribute(state: &AppState, definition: &AttributeDefinition) -> Result<(), ApiError> {
+    refuse_standard(&definition.name)?;
+    if state.store.attribute_schema().await?.get(definition.name.as_str()).is_none() {
+        return Err(not_found(definition.name.as_str()));
+    }
+    state.store.put_attribute(definition, state.clock.now()).await?;
+    tracing::info!(event = "admin_attribute_redefined", attribute = %definition.name, "attribute redefined");
+    Ok(())
 }
 
 /// Deletes a declared attribute and every value users hold of it. Refused

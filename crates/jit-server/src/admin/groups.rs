@@ -84,7 +84,7 @@ async fn read(state: &AppState, kind: MembershipKind, name: &str) -> Result<Json
     state.store.collection(kind, name).await?.map(Json).ok_or_else(|| not_found(kind, name))
 }
 
-async fn describe(
+pub async fn describe(
     state: &AppState,
     kind: MembershipKind,
     name: &str,

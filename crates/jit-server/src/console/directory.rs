@@ -28,8 +28,10 @@ use super::login::Empty;
 use super::session::{Admin, AdminForm};
 use super::view::{Chrome, ConfirmPage, FieldErrors, Saved};
 use crate::AppState;
-use crate::admin::attributes::{declare_attribute, delete_attribute};
-use crate::admin::groups::{CollectionRequest, create as create_collection, delete as delete_collection};
+use crate::admin::attributes::{declare_attribute, delete_attribute, redefine_attribute};
+use crate::admin::groups::{
+    CollectionRequest, DescriptionRequest, create as create_collection, delete as delete_collection, describe,
+};
 use crate::admin::users::{UserView, parse_id, view as user_view};
 use crate::pages::render;
 
@@ -47,10 +49,12 @@ pub fn router() -> Router<AppState> {
         .route("/console/users/{id}/unlock", post(unlock))
         .route("/console/users/{id}/delete", get(confirm_delete_user).post(delete_user))
         .route("/console/attributes", get(attributes).post(declare))
+        .route("/console/attributes/{name}", get(attribute).post(redefine))
         .route("/console/attributes/{name}/delete", get(confirm_delete_attribute).post(delete_declared))
         .route("/console/groups", get(groups).post(create_group))
         .route("/console/roles", get(roles).post(create_role))
         .route("/console/{kind}/{name}/delete", get(confirm_delete_collection).post(delete_kind))
+        .route("/console/{kind}/{name}/describe", post(describe_kind))
         .route("/console/audit", get(audit))
         .route("/console/keys", get(keys))
         .route("/console/keys/rotate", post(rotate))
@@ -282,7 +286,28 @@ async fn declare(
         Ok(name) => name,
         Err(error) => return refused(form, FieldErrors::config(&error)).await,
     };
-    let definition = AttributeDefinition {
+    let definition = definition_of(name, &form);
+    match declare_attribute(&state, &definition).await {
+        Ok(()) => Ok(Redirect::to("/console/attributes?saved").into_response()),
+        Err(error) if error.status().is_client_error() => {
+            let message = error.message().to_owned();
+            refused(form, FieldErrors::one("name", message)).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/attribute.html")]
+struct AttributePage {
+    chrome: Chrome,
+    name: String,
+    form: DeclareForm,
+    errors: FieldErrors,
+}
+
+fn definition_of(name: AttributeName, form: &DeclareForm) -> AttributeDefinition {
+    AttributeDefinition {
         name,
         unique: form.unique.is_some(),
         multi_valued: form.multi_valued.is_some(),
@@ -293,12 +318,49 @@ async fn declare(
         },
         description: form.description.trim().to_owned(),
         sensitive: form.sensitive.is_some(),
+    }
+}
+
+async fn attribute(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let schema = state.store.attribute_schema().await?;
+    let definition = schema
+        .get(&name)
+        .filter(|d| !is_standard(d.name.as_str()) && !is_system(d.name.as_str()))
+        .ok_or_else(|| ConsoleError::not_found(format!("no declared attribute named {name:?}")))?;
+    let on = |yes: bool| yes.then(|| "on".to_owned());
+    let form = DeclareForm {
+        name: name.clone(),
+        description: definition.description.clone(),
+        unique: on(definition.unique),
+        multi_valued: on(definition.multi_valued),
+        case_insensitive: on(definition.normalization != Normalization::Exact),
+        sensitive: on(definition.sensitive),
     };
-    match declare_attribute(&state, &definition).await {
+    Ok(render(
+        StatusCode::OK,
+        &AttributePage { chrome: Chrome::new(&admin, "attributes"), name, form, errors: FieldErrors::none() },
+    ))
+}
+
+async fn redefine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    AdminForm { admin, form }: AdminForm<DeclareForm>,
+) -> Result<Response, ConsoleError> {
+    let parsed =
+        AttributeName::new(&name).map_err(|_| ConsoleError::not_found(format!("no attribute named {name:?}")))?;
+    match redefine_attribute(&state, &definition_of(parsed, &form)).await {
         Ok(()) => Ok(Redirect::to("/console/attributes?saved").into_response()),
         Err(error) if error.status().is_client_error() => {
-            let message = error.message().to_owned();
-            refused(form, FieldErrors::one("name", message)).await
+            let errors = FieldErrors::one("form", error.message());
+            Ok(render(
+                StatusCode::BAD_REQUEST,
+                &AttributePage { chrome: Chrome::new(&admin, "attributes"), name, form, errors },
+            ))
         }
         Err(error) => Err(error.into()),
     }
@@ -452,6 +514,30 @@ async fn confirm_delete_collection(
         cancel: format!("/console/{}", kind.plural()),
     };
     Ok(render(StatusCode::OK, &page))
+}
+
+/// A new description.
+#[derive(Debug, Deserialize)]
+pub struct DescribeForm {
+    #[serde(default)]
+    description: String,
+}
+
+async fn describe_kind(
+    State(state): State<AppState>,
+    Path((plural, name)): Path<(String, String)>,
+    AdminForm { admin, form }: AdminForm<DescribeForm>,
+) -> Result<Response, ConsoleError> {
+    let kind = kind_of(&plural)?;
+    let request = DescriptionRequest { description: form.description.trim().to_owned() };
+    match describe(&state, kind, &name, request).await {
+        Ok(_) => Ok(Redirect::to(&format!("/console/{}?saved", kind.plural())).into_response()),
+        Err(error) if error.status().is_client_error() => {
+            let errors = FieldErrors::one("describe", format!("{name}: {}", error.message()));
+            collections_page(&state, &admin, kind, CollectionForm::default(), errors, &Saved::default()).await
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn delete_kind(
