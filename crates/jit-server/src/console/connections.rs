@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{MatchedPath, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -39,12 +39,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/connections", get(list))
         .route("/console/connections/new", get(new_form).post(create))
-        .route("/console/connections/{name}", get(general).post(save_general))
-        .route("/console/connections/{name}/settings", get(settings).post(save_settings))
-        .route("/console/connections/{name}/attributes", get(attributes).post(save_attributes))
-        .route("/console/connections/{name}/groups-and-roles", get(memberships).post(save_memberships))
-        .route("/console/connections/{name}/jit", get(jit).post(save_jit))
-        .route("/console/connections/{name}/test", get(test).post(run_test))
+        .route("/console/connections/{name}", get(tab).post(save_general))
+        .route("/console/connections/{name}/settings", get(tab).post(save_settings))
+        .route("/console/connections/{name}/attributes", get(tab).post(save_attributes))
+        .route("/console/connections/{name}/groups-and-roles", get(tab).post(save_memberships))
+        .route("/console/connections/{name}/jit", get(tab).post(save_jit))
+        .route("/console/connections/{name}/test", get(tab).post(run_test))
         .route("/console/connections/{name}/delete", get(confirm_delete).post(delete))
         .route("/console/connections/{name}/try", get(super::trial::start))
 }
@@ -355,15 +355,18 @@ pub(crate) async fn load(state: &AppState, name: &str) -> Result<Connection, Con
     state.store.connection(&parsed).await?.ok_or_else(missing)
 }
 
-async fn show(
-    state: &AppState,
-    admin: &Admin,
-    tab: &'static str,
-    name: &str,
-    saved: &Saved,
+/// `GET` of any tab: which one is the route's last segment ([`TABS`]).
+async fn tab(
+    State(state): State<AppState>,
+    admin: Admin,
+    route: MatchedPath,
+    Path(name): Path<String>,
+    Query(saved): Query<Saved>,
 ) -> Result<Response, ConsoleError> {
-    let connection = load(state, name).await?;
-    let page = ConnectionPage::new(state, admin, tab, connection).await?.with_notice(saved);
+    let suffix = route.as_str().trim_start_matches("/console/connections/{name}");
+    let tab = TABS.iter().find(|(_, path, _)| *path == suffix).map_or("general", |(key, _, _)| *key);
+    let connection = load(&state, &name).await?;
+    let page = ConnectionPage::new(&state, &admin, tab, connection).await?.with_notice(&saved);
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -409,15 +412,6 @@ fn checked(value: &Option<String>) -> bool {
 
 // General
 
-async fn general(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "general", &name, &saved).await
-}
-
 /// The General tab's form.
 #[derive(Debug, Deserialize)]
 pub struct GeneralForm {
@@ -435,15 +429,6 @@ async fn save_general(
 }
 
 // Settings
-
-async fn settings(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "settings", &name, &saved).await
-}
 
 /// The Settings tab's form: a blank secret keeps the stored one.
 #[derive(Debug, Deserialize)]
@@ -488,15 +473,6 @@ async fn save_settings(
 }
 
 // Attributes
-
-async fn attributes(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "attributes", &name, &saved).await
-}
 
 /// The Attributes tab's form: claim → attribute rows.
 #[derive(Debug, Deserialize)]
@@ -552,15 +528,6 @@ async fn save_attributes(
 }
 
 // Groups & roles
-
-async fn memberships(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "memberships", &name, &saved).await
-}
 
 /// The Groups & roles tab's form: `g_` fields for groups, `r_` for roles.
 #[derive(Debug, Deserialize)]
@@ -628,15 +595,6 @@ async fn save_memberships(
 }
 
 // Just-in-Time Provisioning
-
-async fn jit(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "jit", &name, &saved).await
-}
 
 /// The Just-in-Time Provisioning tab's form. Unchecked boxes are absent;
 /// `rule_trusted` holds the row numbers of trusted rules; `action=or` adds
@@ -732,15 +690,6 @@ async fn save_jit(
 }
 
 // Test
-
-async fn test(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(name): Path<String>,
-    Query(saved): Query<Saved>,
-) -> Result<Response, ConsoleError> {
-    show(&state, &admin, "test", &name, &saved).await
-}
 
 /// The Test tab's form.
 #[derive(Debug, Deserialize)]
