@@ -1,4 +1,5 @@
-// The jit console works without this script; it only adds "Copy" buttons.
+// The jit console works without this script. It adds "Copy" buttons, and
+// shows the JIT-disabled warning as soon as the checkbox is unchecked.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-copy]");
   if (!button) return;
@@ -8,3 +9,9 @@ document.addEventListener("click", (event) => {
     navigator.clipboard.writeText(source.textContent.trim()).then(() => { button.textContent = "Copied"; });
   }
 });
+
+const jitEnabled = document.getElementById("jit-enabled");
+const jitWarning = document.getElementById("jit-disabled-warning");
+if (jitEnabled && jitWarning) {
+  jitEnabled.addEventListener("change", () => { jitWarning.hidden = jitEnabled.checked; });
+}

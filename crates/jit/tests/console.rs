@@ -157,6 +157,10 @@ impl Chrome {
         assert_eq!(self.is_checked(css).await, checked, "{css}");
     }
 
+    async fn is_displayed(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.unwrap().is_displayed().await.unwrap()
+    }
+
     async fn exists(&self, css: &str) -> bool {
         !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty()
     }
@@ -252,10 +256,12 @@ async fn the_seeds_instructions_work_word_for_word_in_the_console() {
     chrome.click_tab("Just-in-Time Provisioning").await;
     assert!(chrome.source().await.contains("Just-in-Time (JIT) User Provisioning"));
     chrome.screenshot("console-connection-jit").await;
+    assert!(!chrome.is_displayed("#jit-disabled-warning").await, "no warning while JIT is on");
     chrome.set_checked("#jit-enabled", false).await;
+    assert!(chrome.is_displayed("#jit-disabled-warning").await, "unchecking shows the MFA warning at once");
     chrome.click("#update").await;
     assert!(chrome.source().await.contains("Saved."));
-    assert!(chrome.exists("#jit-disabled-warning").await, "while unchecked, the MFA warning shows");
+    assert!(chrome.is_displayed("#jit-disabled-warning").await, "while unchecked, the MFA warning shows");
     chrome.screenshot("console-connection-jit-disabled").await;
     assert_eq!(world.admin.get("/connections/corp/jit").await["enabled"], false);
 
@@ -642,6 +648,15 @@ async fn every_console_page_renders_and_does_what_it_says() {
     chrome.client.set_window_size(390, 844).await.unwrap();
     chrome.click_link("Connections").await;
     chrome.screenshot("console-connections-phone").await;
+
+    // Signed out, then signed in as someone without the admin role.
+    chrome.client.set_window_size(1280, 1000).await.unwrap();
+    chrome.click("header form button").await;
+    assert_eq!(chrome.path().await, "/console/login");
+    world.admin.post("/users", json!({"username": "mallory", "password": "mallory-password"})).await;
+    console_sign_in(&chrome, &world.jit_url, "mallory", "mallory-password").await;
+    assert!(chrome.source().await.contains("does not hold the admin role"));
+    chrome.screenshot("console-not-an-administrator").await;
     chrome.close().await;
 }
 
