@@ -28,7 +28,7 @@ use serde_json::json;
 
 use super::error::ConsoleError;
 use super::session::{Admin, AdminForm};
-use super::view::{Chrome, ConfirmPage, FieldErrors, Saved};
+use super::view::{Chrome, ConfirmPage, DryRunShown, FieldErrors, Saved};
 use crate::AppState;
 use crate::admin::connections::{keep_or_replace_secret, normalize_secret};
 use crate::admin::preview::{PreviewRequest, dry_run};
@@ -222,7 +222,7 @@ struct ConnectionPage {
     mfa_applications: Vec<String>,
     /// The Test tab.
     sample_claims: String,
-    preview: Option<PreviewShown>,
+    preview: Option<DryRunShown>,
     public_url: String,
 }
 
@@ -248,12 +248,6 @@ impl MembershipRows {
             merge: mapping.is_some_and(|m| m.sync_method == MembershipSync::MergeWithExisting),
         }
     }
-}
-
-/// A dry run's answer as shown.
-struct PreviewShown {
-    decision: String,
-    json: String,
 }
 
 impl ConnectionPage {
@@ -714,12 +708,7 @@ async fn run_test(
     };
     match dry_run(&state, &connection, PreviewRequest { claims, email_verified: None }).await {
         Ok(answer) => {
-            let decision = serde_json::to_value(answer.decision)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let json = serde_json::to_string_pretty(&answer).map_err(ConsoleError::internal)?;
-            page.preview = Some(PreviewShown { decision, json });
+            page.preview = Some(DryRunShown::of(&answer));
             Ok(render(StatusCode::OK, &page))
         }
         Err(error) => {

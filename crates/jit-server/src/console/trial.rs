@@ -25,7 +25,7 @@ use time::Duration;
 use super::connections::load;
 use super::error::ConsoleError;
 use super::session::Admin;
-use super::view::Chrome;
+use super::view::{Chrome, DryRunShown};
 use crate::AppState;
 use crate::admin::preview::dry_run_documents;
 use crate::pages::render;
@@ -92,8 +92,7 @@ struct TrialPage {
     connection: String,
     id_token_claims: String,
     userinfo_claims: Option<String>,
-    decision: String,
-    preview: String,
+    shown: DryRunShown,
 }
 
 /// The IdP's answer to a trial: validated like a real sign-in, shown, and
@@ -119,8 +118,6 @@ async fn finish(
         },
     )?;
     let answer = dry_run_documents(state, &connection, &login.subject, &login.documents(), None).await?;
-    let decision =
-        serde_json::to_value(answer.decision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let pretty =
         |value: &serde_json::Map<String, serde_json::Value>| serde_json::to_string_pretty(value).unwrap_or_default();
     let page = TrialPage {
@@ -128,8 +125,7 @@ async fn finish(
         connection: connection.name.to_string(),
         id_token_claims: pretty(&login.id_token_claims),
         userinfo_claims: login.userinfo_claims.as_ref().map(pretty),
-        decision,
-        preview: serde_json::to_string_pretty(&answer).map_err(ConsoleError::internal)?,
+        shown: DryRunShown::of(&answer),
     };
     tracing::info!(event = "console_trial_finished", connection = %connection.name, by = %admin.user.id, "trial sign-in shown");
     Ok(render(StatusCode::OK, &page))

@@ -127,3 +127,82 @@ impl Saved {
         self.saved.as_ref().map(|_| "Saved.")
     }
 }
+
+/// A dry run's answer as the Test tab and a trial sign-in show it: the
+/// decision in words, then the details, then the whole answer.
+pub struct DryRunShown {
+    /// `create`, `link`, `sign_in`, `pass_through` or `refuse`.
+    pub decision: String,
+    /// Rows of (what, detail).
+    pub rows: Vec<(String, String)>,
+    /// Attribute changes: (name, before, after).
+    pub changes: Vec<(String, String, String)>,
+    /// The answer as JSON.
+    pub json: String,
+}
+
+impl DryRunShown {
+    /// The summary of `answer`.
+    pub fn of(answer: &crate::admin::preview::PreviewResponse) -> Self {
+        let decision =
+            serde_json::to_value(answer.decision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let mut rows = Vec::new();
+        if let Some(refusal) = &answer.refusal {
+            rows.push(("Refused".to_owned(), refusal.message.clone()));
+        }
+        if let Some(matched) = &answer.matched_rule {
+            rows.push((
+                "Matched rule".to_owned(),
+                format!("the {} rule: {} equals {}", matched.label(), matched.rule.federated, matched.rule.local),
+            ));
+        }
+        if let Some(user) = &answer.user {
+            rows.push(("Local account".to_owned(), format!("{} ({})", user.username, user.id)));
+        }
+        if let Some(username) = &answer.username {
+            rows.push(("New account's username".to_owned(), username.to_string()));
+        }
+        if let Some(verified) = answer.email_verified {
+            rows.push(("Email verified".to_owned(), if verified { "yes" } else { "no" }.to_owned()));
+        }
+        for membership in &answer.memberships {
+            let plan = &membership.plan;
+            let list = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+            let mut parts = Vec::new();
+            for (label, set) in
+                [("add", &plan.add), ("remove", &plan.remove), ("create", &plan.create), ("unknown", &plan.unknown)]
+            {
+                if !set.is_empty() {
+                    parts.push(format!("{label} {}", list(set)));
+                }
+            }
+            let detail = if parts.is_empty() { "no change".to_owned() } else { parts.join("; ") };
+            rows.push((format!("{} ", membership.kind.plural()).trim().to_owned(), detail));
+        }
+        let dropped = &answer.mapped.dropped_claims;
+        rows.push((
+            "Dropped claims".to_owned(),
+            if dropped.is_empty() { "none".to_owned() } else { dropped.join(", ") },
+        ));
+        let shown = |value: &Option<jit_domain::attribute::AttributeValue>| {
+            value.as_ref().map_or_else(|| "—".to_owned(), |v| v.values().join(", "))
+        };
+        let changes = match &answer.changes {
+            Some(update) if !update.diff.is_empty() => update
+                .diff
+                .iter()
+                .map(|(name, change)| (name.to_string(), shown(&change.old), shown(&change.new)))
+                .collect(),
+            Some(update) => update
+                .changed
+                .iter()
+                .map(|name| {
+                    let new = update.attributes.get(name.as_str()).map(|v| v.values().join(", ")).unwrap_or_default();
+                    (name.to_string(), "—".to_owned(), new)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Self { decision, rows, changes, json: serde_json::to_string_pretty(answer).unwrap_or_default() }
+    }
+}
