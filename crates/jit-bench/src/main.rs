@@ -33,6 +33,7 @@ mod login;
 mod process;
 mod report;
 mod run;
+mod scrape;
 mod script;
 mod stats;
 

@@ -8,7 +8,7 @@ use crate::run::PhaseResult;
 use crate::stats::ms;
 
 /// The table's columns: title and width.
-const COLUMNS: [(&str, usize); 12] = [
+const COLUMNS: [(&str, usize); 16] = [
     ("backend", 8),
     ("phase", 9),
     ("conc", 4),
@@ -21,6 +21,10 @@ const COLUMNS: [(&str, usize); 12] = [
     ("jit cores", 9),
     ("db CPU ms/login", 15),
     ("bench CPU ms/login", 18),
+    ("stmts/login", 11),
+    ("writes/login", 12),
+    ("commits/login", 13),
+    ("RSS MiB", 7),
 ];
 
 /// The results as an aligned table, one line a phase, header first.
@@ -47,10 +51,19 @@ pub fn table(results: &[PhaseResult]) -> String {
                 format!("{:.2}", stats.jit_cores()),
                 stats.db_cpu_ms_per_login().map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
                 format!("{:.2}", stats.bench_cpu_ms_per_login()),
+                format!("{:.1}", per_login(result.db.statements, stats.logins)),
+                format!("{:.1}", per_login(result.db.writes, stats.logins)),
+                format!("{:.1}", per_login(result.db.commits, stats.logins)),
+                result.rss_kib.map_or_else(|| "-".to_owned(), |(now, _)| format!("{:.1}", now as f64 / 1024.0)),
             ],
         );
     }
     out
+}
+
+/// `total` divided among `logins`.
+fn per_login(total: f64, logins: usize) -> f64 {
+    if logins == 0 { 0.0 } else { total / logins as f64 }
 }
 
 /// One line: text columns left-aligned, numbers right-aligned, two spaces apart.
@@ -90,6 +103,11 @@ pub fn json(results: &[PhaseResult], context: Value) -> Value {
                 "db_cpu_ms_per_login": stats.db_cpu_ms_per_login(),
                 "bench_cpu_seconds": stats.bench_cpu.as_secs_f64(),
                 "bench_cpu_ms_per_login": stats.bench_cpu_ms_per_login(),
+                "db_statements_per_login": per_login(result.db.statements, stats.logins),
+                "db_writes_per_login": per_login(result.db.writes, stats.logins),
+                "db_commits_per_login": per_login(result.db.commits, stats.logins),
+                "rss_mib": result.rss_kib.map(|(now, _)| now as f64 / 1024.0),
+                "peak_rss_mib": result.rss_kib.map(|(_, peak)| peak as f64 / 1024.0),
                 "error_samples": result.error_samples,
             })
         })
@@ -118,6 +136,8 @@ mod tests {
                 CpuSpent { jit: Duration::from_millis(40), bench: Duration::from_millis(20), db: None },
             ),
             error_samples: vec!["boom".into(); errors],
+            db: crate::scrape::DbCounters { statements: 40.0, writes: 12.0, commits: 8.0 },
+            rss_kib: Some((20480, 30720)),
         }
     }
 
@@ -147,5 +167,8 @@ mod tests {
         assert_eq!(value["results"][0]["jit_cpu_ms_per_login"], 8.0);
         assert_eq!(value["results"][0]["db_cpu_ms_per_login"], Value::Null);
         assert_eq!(value["results"][0]["error_samples"][0], "boom");
+        assert_eq!(value["results"][0]["db_statements_per_login"], 8.0, "per login attempted");
+        assert_eq!(value["results"][0]["db_commits_per_login"], 1.6);
+        assert_eq!(value["results"][0]["rss_mib"], 20.0);
     }
 }

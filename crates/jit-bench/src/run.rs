@@ -17,6 +17,7 @@ use crate::cpu::{CpuClock, spent_between};
 use crate::database::{Backend, Scratch};
 use crate::login::{self, SignedIn, Target};
 use crate::process::{ADMIN_TOKEN, Jit, free_port};
+use crate::scrape::{DbCounters, db_counters, rss_kib};
 use crate::stats::{CpuSpent, PhaseStats};
 
 /// The connection's name at jit.
@@ -60,6 +61,10 @@ pub struct PhaseResult {
     pub stats: PhaseStats,
     /// A few of the errors, if any.
     pub error_samples: Vec<String>,
+    /// jit's database statements, writes and commits during the phase (from its `/metrics`).
+    pub db: DbCounters,
+    /// jit's resident memory after the phase and at its peak so far, in KiB.
+    pub rss_kib: Option<(u64, u64)>,
 }
 
 /// What the run is asked to do.
@@ -118,7 +123,10 @@ pub async fn run_backend(
         let subjects: Vec<String> = (0..plan.logins).map(|i| format!("c{concurrency}-user-{i}")).collect();
         let mut accounts = HashMap::new();
         for phase in [Phase::First, Phase::Returning] {
+            let before = db_counters(&bench.client, &bench.jit).await?;
             let mut outcome = bench.logins(&subjects, concurrency).await?;
+            let db = before.until(db_counters(&bench.client, &bench.jit).await?);
+            let rss_kib = rss_kib(bench.jit.pid());
             outcome.check(phase, &subjects, &mut accounts);
             let result = PhaseResult {
                 backend,
@@ -126,6 +134,8 @@ pub async fn run_backend(
                 concurrency,
                 stats: outcome.stats(),
                 error_samples: outcome.errors.iter().take(ERROR_SAMPLES).cloned().collect(),
+                db,
+                rss_kib,
             };
             eprintln!(
                 "[{backend}] {:<9} c={concurrency:<3} {} logins, {} errors, {:.1} logins/s",

@@ -119,6 +119,20 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// A short, stable name of the reason (the `reason` of its serde form;
+    /// metrics labels).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoMatchingAccount => "no_matching_account",
+            Self::AmbiguousMatch { .. } => "ambiguous_match",
+            Self::AlreadyLinked { .. } => "already_linked",
+            Self::ClaimFilter { .. } => "claim_filter",
+            Self::UniqueValueTaken { .. } => "unique_value_taken",
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -10,6 +10,7 @@ mod admin;
 pub mod console;
 mod error;
 mod health;
+pub mod metrics;
 pub mod oidc;
 mod pages;
 pub mod routes;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub admin_token: Arc<String>,
     /// Failed admin authentications per client address.
     pub admin_failures: Arc<FailureLimiter>,
+    /// What `GET /metrics` renders (`None`: nothing is recorded).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// All routes.
@@ -124,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .merge(admin::router(&state))
         .merge(console::router())
+        .merge(metrics_router(&state))
         // Headers on every response (a handler may set its own first):
         // pages are never framed (clickjacking), never sniffed into another
         // type, never cached, and leak no URL through `Referer`; token and
@@ -133,8 +137,16 @@ pub fn router(state: AppState) -> Router {
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(header::REFERRER_POLICY, "no-referrer"))
         .layer(header(header::CACHE_CONTROL, "no-store"))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `GET /metrics`, behind the admin token.
+fn metrics_router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(routes::METRICS, get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_admin_token))
 }
 
 /// Sets `name: value` on responses that do not have it.

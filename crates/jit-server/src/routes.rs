@@ -45,3 +45,5 @@ pub const CONSOLE_LOGOUT: &str = "/console/logout";
 pub const CONSOLE_SETUP: &str = "/console/setup";
 /// The console's stylesheet and script.
 pub const CONSOLE_ASSET: &str = "/console/assets/{file}";
+/// Prometheus metrics (admin token).
+pub const METRICS: &str = "/metrics";

@@ -84,6 +84,7 @@ impl Server {
             settings: Arc::new(ServerSettings::new(public_url.clone())),
             admin_token: Arc::new(TOKEN.to_owned()),
             admin_failures: Arc::default(),
+            metrics: None,
         };
         let app = jit_server::router(state);
         let limits = jit_server::serve::ConnectionLimits::default();

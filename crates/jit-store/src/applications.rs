@@ -19,52 +19,56 @@ use crate::error::{classify, retry_transient, taken_or};
 impl ApplicationStore for Store {
     async fn create_application(&self, application: &Application, now: OffsetDateTime) -> Result<(), StoreError> {
         let config = to_json(application)?;
-        retry_transient(|| async {
-            let tx = self.db.begin().await.map_err(classify)?;
-            applications::Entity::insert(applications::ActiveModel {
-                client_id: Set(application.client_id.clone()),
-                name: Set(application.name.clone()),
-                config: Set(config.clone()),
-                created_at: Set(millis(now)),
-                updated_at: Set(millis(now)),
+        retry_transient(|| {
+            crate::metrics::transaction(async {
+                let tx = self.db.begin().await.map_err(classify)?;
+                applications::Entity::insert(applications::ActiveModel {
+                    client_id: Set(application.client_id.clone()),
+                    name: Set(application.name.clone()),
+                    config: Set(config.clone()),
+                    created_at: Set(millis(now)),
+                    updated_at: Set(millis(now)),
+                })
+                .exec_without_returning(&tx)
+                .await
+                .map_err(|e| taken_or(e, "the application name or client id"))?;
+                link_connections(&tx, application).await?;
+                tx.commit().await.map_err(classify)
             })
-            .exec_without_returning(&tx)
-            .await
-            .map_err(|e| taken_or(e, "the application name or client id"))?;
-            link_connections(&tx, application).await?;
-            tx.commit().await.map_err(classify)
         })
         .await
     }
 
     async fn update_application(&self, application: &Application, now: OffsetDateTime) -> Result<(), StoreError> {
         let config = to_json(application)?;
-        retry_transient(|| async {
-            let tx = self.db.begin().await.map_err(classify)?;
-            let updated = applications::Entity::update_many()
-                .col_expr(applications::Column::Name, Expr::value(application.name.clone()))
-                .col_expr(applications::Column::Config, Expr::value(config.clone()))
-                .col_expr(applications::Column::UpdatedAt, Expr::value(millis(now)))
-                .filter(applications::Column::ClientId.eq(application.client_id.as_str()))
-                .exec(&tx)
-                .await
-                .map_err(|e| taken_or(e, "the application name"))?;
-            if updated.rows_affected == 0
-                && applications::Entity::find_by_id(application.client_id.as_str())
-                    .one(&tx)
+        retry_transient(|| {
+            crate::metrics::transaction(async {
+                let tx = self.db.begin().await.map_err(classify)?;
+                let updated = applications::Entity::update_many()
+                    .col_expr(applications::Column::Name, Expr::value(application.name.clone()))
+                    .col_expr(applications::Column::Config, Expr::value(config.clone()))
+                    .col_expr(applications::Column::UpdatedAt, Expr::value(millis(now)))
+                    .filter(applications::Column::ClientId.eq(application.client_id.as_str()))
+                    .exec(&tx)
                     .await
-                    .map_err(classify)?
-                    .is_none()
-            {
-                return Err(StoreError::NotFound(format!("application {:?}", application.client_id)));
-            }
-            application_connections::Entity::delete_many()
-                .filter(application_connections::Column::ClientId.eq(application.client_id.as_str()))
-                .exec(&tx)
-                .await
-                .map_err(classify)?;
-            link_connections(&tx, application).await?;
-            tx.commit().await.map_err(classify)
+                    .map_err(|e| taken_or(e, "the application name"))?;
+                if updated.rows_affected == 0
+                    && applications::Entity::find_by_id(application.client_id.as_str())
+                        .one(&tx)
+                        .await
+                        .map_err(classify)?
+                        .is_none()
+                {
+                    return Err(StoreError::NotFound(format!("application {:?}", application.client_id)));
+                }
+                application_connections::Entity::delete_many()
+                    .filter(application_connections::Column::ClientId.eq(application.client_id.as_str()))
+                    .exec(&tx)
+                    .await
+                    .map_err(classify)?;
+                link_connections(&tx, application).await?;
+                tx.commit().await.map_err(classify)
+            })
         })
         .await
     }

@@ -31,6 +31,7 @@ mod entity;
 mod error;
 mod keys;
 mod memberships;
+pub mod metrics;
 mod migration;
 mod password_lockout;
 mod provisioning;
@@ -89,7 +90,8 @@ impl Store {
         if url.starts_with("sqlite:") {
             options.max_connections(SQLITE_POOL);
         }
-        let db = Database::connect(options).await.map_err(|e| Error::Connect(redact(url), e))?;
+        let mut db = Database::connect(options).await.map_err(|e| Error::Connect(redact(url), e))?;
+        db.set_metric_callback(metrics::observe);
         Ok(Self::from_connection(db, schema, sealing))
     }
 

@@ -11,6 +11,7 @@ use jit_domain::connection::ConnectionName;
 use jit_domain::membership::{Grant, Membership, ReceivedMemberships, plan_memberships};
 use jit_domain::ports::{ConflictKind, ProvisioningFacts, ProvisioningStore, StoreError};
 use jit_domain::provisioning::{Decision, LookupKey, Lookups};
+use jit_domain::schema::AttributeSchema;
 use jit_domain::sync::AttributeUpdate;
 use jit_domain::user::{FederatedIdentity, LocalUser, Subject, UserId};
 use sea_orm::sea_query::Expr;
@@ -75,50 +76,53 @@ impl ProvisioningStore for Store {
         decision: &Decision,
         now: OffsetDateTime,
     ) -> Result<Option<LocalUser>, StoreError> {
-        let schema = self.schema().await?;
-        if let Decision::PassThrough { .. } = decision {
-            return Ok(None);
-        }
-        // What this sign-in writes is the connection's.
-        let source = String::from(Grant::Connection(identity.connection.clone()));
-        let tx = self.db.begin().await.map_err(classify)?;
-        let user = match decision {
-            Decision::PassThrough { .. } | Decision::Refuse(_) => None,
-            Decision::SignIn { user, update, email_verified } => {
-                // Write first: on SQLite this takes the write lock before any
-                // read, so the transaction cannot fail to upgrade later.
-                touch_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, *email_verified, &source, now).await?)
+        crate::metrics::transaction(async {
+            let schema = self.schema().await?;
+            if let Decision::PassThrough { .. } = decision {
+                return Ok(None);
             }
-            Decision::Link { user, update, email_verified, .. } => {
-                insert_identity(&tx, identity, *user, now).await?;
-                Some(self.update_user(&tx, *user, update, *email_verified, &source, now).await?)
+            // What this sign-in writes is the connection's.
+            let source = String::from(Grant::Connection(identity.connection.clone()));
+            let tx = self.db.begin().await.map_err(classify)?;
+            let user = match decision {
+                Decision::PassThrough { .. } | Decision::Refuse(_) => None,
+                Decision::SignIn { user, update, email_verified } => {
+                    // Write first: on SQLite this takes the write lock before any
+                    // read, so the transaction cannot fail to upgrade later.
+                    touch_identity(&tx, identity, *user, now).await?;
+                    Some(update_user(&tx, &schema, *user, update, *email_verified, &source, now).await?)
+                }
+                Decision::Link { user, update, email_verified, .. } => {
+                    insert_identity(&tx, identity, *user, now).await?;
+                    Some(update_user(&tx, &schema, *user, update, *email_verified, &source, now).await?)
+                }
+                Decision::Create { username, attributes, email_verified } => {
+                    let created = insert_user(
+                        &tx,
+                        &schema,
+                        username,
+                        attributes,
+                        *email_verified,
+                        None,
+                        Writer { source: &source, at: now },
+                    )
+                    .await?;
+                    insert_identity(&tx, identity, created.id, now).await?;
+                    Some(created)
+                }
+            };
+            if let Some(action) = AuditAction::for_decision(decision, &schema) {
+                record(&tx, identity, user.as_ref().map(|u| u.id), &action, now).await?;
             }
-            Decision::Create { username, attributes, email_verified } => {
-                let created = insert_user(
-                    &tx,
-                    &schema,
-                    username,
-                    attributes,
-                    *email_verified,
-                    None,
-                    Writer { source: &source, at: now },
-                )
-                .await?;
-                insert_identity(&tx, identity, created.id, now).await?;
-                Some(created)
+            if let Some(user) = &user {
+                for received in &identity.memberships {
+                    sync_memberships(&tx, identity, user.id, received, now).await?;
+                }
             }
-        };
-        if let Some(action) = AuditAction::for_decision(decision, &schema) {
-            record(&tx, identity, user.as_ref().map(|u| u.id), &action, now).await?;
-        }
-        if let Some(user) = &user {
-            for received in &identity.memberships {
-                sync_memberships(&tx, identity, user.id, received, now).await?;
-            }
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(user)
+            tx.commit().await.map_err(classify)?;
+            Ok(user)
+        })
+        .await
     }
 }
 
@@ -202,27 +206,27 @@ async fn sync_memberships(
     Ok(())
 }
 
-impl Store {
-    /// Applies a sync update (and the email's verification) to an existing
-    /// user and returns the user.
-    async fn update_user<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        user: UserId,
-        update: &AttributeUpdate,
-        email_verified: bool,
-        source: &str,
-        now: OffsetDateTime,
-    ) -> Result<LocalUser, StoreError> {
-        let schema = self.schema().await?;
-        let before = touch_user(db, user.0, now).await?;
-        if !update.is_empty() || before.email_verified != email_verified {
-            let writer = Writer { source, at: now };
-            write_attributes(db, &schema, user.0, &update.attributes, email_verified, writer).await?;
-        }
-        let mut loaded = load_users(db, &schema, &[user.0]).await?;
-        loaded.pop().ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))
+/// Applies a sync update (and the email's verification) to an existing
+/// user and returns the user. `schema` is read before the transaction: a
+/// read through the pool here would wait for a second connection while
+/// this one holds the write lock, and a burst of sign-ins would exhaust
+/// the pool.
+async fn update_user<C: ConnectionTrait>(
+    db: &C,
+    schema: &AttributeSchema,
+    user: UserId,
+    update: &AttributeUpdate,
+    email_verified: bool,
+    source: &str,
+    now: OffsetDateTime,
+) -> Result<LocalUser, StoreError> {
+    let before = touch_user(db, user.0, now).await?;
+    if !update.is_empty() || before.email_verified != email_verified {
+        let writer = Writer { source, at: now };
+        write_attributes(db, schema, user.0, &update.attributes, email_verified, writer).await?;
     }
+    let mut loaded = load_users(db, schema, &[user.0]).await?;
+    loaded.pop().ok_or_else(|| StoreError::conflict(ConflictKind::Changed, format!("user {user} was deleted")))
 }
 
 async fn associated_user_id<C: ConnectionTrait>(

@@ -112,44 +112,47 @@ impl Store {
         definition: &AttributeDefinition,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let tx = self.db.begin().await.map_err(classify)?;
-        // The row's exclusive lock first: writes of this attribute in
-        // flight finish before the values are checked and re-indexed, and
-        // later ones read the new definition (see `write_attributes`).
-        let existing = attribute_definitions::Entity::find_by_id(definition.name.as_str())
-            .lock_exclusive()
-            .one(&tx)
-            .await
-            .map_err(classify)?;
-        let before = self.read_schema(&tx).await?;
-        let previous = before.get(definition.name.as_str()).cloned();
-        // Values are re-indexed when they compare or must be kept unique
-        // differently from now on.
-        let reindex = previous
-            .as_ref()
-            .is_none_or(|p| p.normalization != definition.normalization || p.unique != definition.unique);
-        if reindex {
-            reindex_values(&tx, definition).await?;
-        }
-        let row = attribute_definitions::ActiveModel {
-            name: Set(definition.name.as_str().to_owned()),
-            is_unique: Set(definition.unique),
-            multi_valued: Set(definition.multi_valued),
-            normalization: Set(normalization_name(definition.normalization).to_owned()),
-            description: Set(definition.description.clone()),
-            is_sensitive: Set(definition.sensitive),
-            created_at: Set(existing.as_ref().map_or(millis(now), |row| row.created_at)),
-            updated_at: Set(millis(now)),
-        };
-        let created = existing.is_none();
-        if created {
-            attribute_definitions::Entity::insert(row).exec_without_returning(&tx).await.map_err(classify)?;
-        } else {
-            attribute_definitions::Entity::update(row).exec(&tx).await.map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        self.schema_cache.set(None);
-        Ok(created)
+        crate::metrics::transaction(async {
+            let tx = self.db.begin().await.map_err(classify)?;
+            // The row's exclusive lock first: writes of this attribute in
+            // flight finish before the values are checked and re-indexed, and
+            // later ones read the new definition (see `write_attributes`).
+            let existing = attribute_definitions::Entity::find_by_id(definition.name.as_str())
+                .lock_exclusive()
+                .one(&tx)
+                .await
+                .map_err(classify)?;
+            let before = self.read_schema(&tx).await?;
+            let previous = before.get(definition.name.as_str()).cloned();
+            // Values are re-indexed when they compare or must be kept unique
+            // differently from now on.
+            let reindex = previous
+                .as_ref()
+                .is_none_or(|p| p.normalization != definition.normalization || p.unique != definition.unique);
+            if reindex {
+                reindex_values(&tx, definition).await?;
+            }
+            let row = attribute_definitions::ActiveModel {
+                name: Set(definition.name.as_str().to_owned()),
+                is_unique: Set(definition.unique),
+                multi_valued: Set(definition.multi_valued),
+                normalization: Set(normalization_name(definition.normalization).to_owned()),
+                description: Set(definition.description.clone()),
+                is_sensitive: Set(definition.sensitive),
+                created_at: Set(existing.as_ref().map_or(millis(now), |row| row.created_at)),
+                updated_at: Set(millis(now)),
+            };
+            let created = existing.is_none();
+            if created {
+                attribute_definitions::Entity::insert(row).exec_without_returning(&tx).await.map_err(classify)?;
+            } else {
+                attribute_definitions::Entity::update(row).exec(&tx).await.map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)?;
+            self.schema_cache.set(None);
+            Ok(created)
+        })
+        .await
     }
 }
 
@@ -213,20 +216,22 @@ impl SchemaStore for Store {
     }
 
     async fn delete_attribute(&self, name: &AttributeName) -> Result<bool, StoreError> {
-        let deleted = retry_transient(|| async {
-            let tx = self.db.begin().await.map_err(classify)?;
-            let deleted =
-                attribute_definitions::Entity::delete_by_id(name.as_str()).exec(&tx).await.map_err(classify)?;
-            if deleted.rows_affected == 0 {
-                return Ok(false);
-            }
-            user_attributes::Entity::delete_many()
-                .filter(user_attributes::Column::Name.eq(name.as_str()))
-                .exec(&tx)
-                .await
-                .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            Ok(true)
+        let deleted = retry_transient(|| {
+            crate::metrics::transaction(async {
+                let tx = self.db.begin().await.map_err(classify)?;
+                let deleted =
+                    attribute_definitions::Entity::delete_by_id(name.as_str()).exec(&tx).await.map_err(classify)?;
+                if deleted.rows_affected == 0 {
+                    return Ok(false);
+                }
+                user_attributes::Entity::delete_many()
+                    .filter(user_attributes::Column::Name.eq(name.as_str()))
+                    .exec(&tx)
+                    .await
+                    .map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(true)
+            })
         })
         .await?;
         self.schema_cache.set(None);

@@ -274,25 +274,28 @@ pub(crate) async fn touch_user<C: ConnectionTrait>(
 impl Store {
     /// One attempt at creating an administrator's user.
     async fn insert_local_user(&self, user: &NewLocalUser, now: OffsetDateTime) -> Result<LocalUser, StoreError> {
-        let schema = self.schema().await?;
-        const TAKEN: &str = "the username or a unique attribute value";
-        let tx = self.db.begin().await.map_err(classify)?;
-        let created = insert_user(
-            &tx,
-            &schema,
-            &user.username,
-            &user.attributes,
-            user.email_verified,
-            user.password_hash.clone(),
-            Writer { source: ADMIN, at: now },
-        )
+        crate::metrics::transaction(async {
+            let schema = self.schema().await?;
+            const TAKEN: &str = "the username or a unique attribute value";
+            let tx = self.db.begin().await.map_err(classify)?;
+            let created = insert_user(
+                &tx,
+                &schema,
+                &user.username,
+                &user.attributes,
+                user.email_verified,
+                user.password_hash.clone(),
+                Writer { source: ADMIN, at: now },
+            )
+            .await
+            .map_err(|e| match e {
+                e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
+                other => other,
+            })?;
+            tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
+            Ok(created)
+        })
         .await
-        .map_err(|e| match e {
-            e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
-            other => other,
-        })?;
-        tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
-        Ok(created)
     }
 }
 
@@ -319,20 +322,24 @@ impl UserStore for Store {
         let schema = self.schema().await?;
         schema.check(attributes)?;
         const TAKEN: &str = "a unique attribute value (another user holds it)";
-        retry_transient(|| async {
-            let tx = self.db.begin().await.map_err(classify)?;
-            touch_user(&tx, id.0, now).await.map_err(|e| match e {
-                e if e.is_conflict(ConflictKind::Changed) => StoreError::NotFound(format!("user {id}")),
-                other => other,
-            })?;
-            let writer = Writer { source: ADMIN, at: now };
-            write_attributes(&tx, &schema, id.0, attributes, email_verified, writer).await.map_err(|e| match e {
-                e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
-                other => other,
-            })?;
-            let user = load_users(&tx, &schema, &[id.0]).await?.pop();
-            tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
-            user.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+        retry_transient(|| {
+            crate::metrics::transaction(async {
+                let tx = self.db.begin().await.map_err(classify)?;
+                touch_user(&tx, id.0, now).await.map_err(|e| match e {
+                    e if e.is_conflict(ConflictKind::Changed) => StoreError::NotFound(format!("user {id}")),
+                    other => other,
+                })?;
+                let writer = Writer { source: ADMIN, at: now };
+                write_attributes(&tx, &schema, id.0, attributes, email_verified, writer).await.map_err(
+                    |e| match e {
+                        e if e.is_conflict(ConflictKind::Unique) => StoreError::Taken(TAKEN.to_owned()),
+                        other => other,
+                    },
+                )?;
+                let user = load_users(&tx, &schema, &[id.0]).await?.pop();
+                tx.commit().await.map_err(|e| taken_or(e, TAKEN))?;
+                user.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+            })
         })
         .await
     }
@@ -377,21 +384,23 @@ impl UserStore for Store {
 
     async fn verify_email(&self, id: UserId, address: &str) -> Result<bool, StoreError> {
         let schema = self.schema().await?;
-        let outcome = retry_transient(|| async {
-            let tx = self.db.begin().await.map_err(classify)?;
-            let Some(user) = load_users(&tx, &schema, &[id.0]).await?.pop() else { return Ok(false) };
-            let normalized = |v: &str| schema.normalize(EMAIL, v);
-            let current = user.attributes.get(EMAIL).and_then(|v| v.single()).map(normalized);
-            if current != Some(normalized(address)) {
-                return Ok(false);
-            }
-            if !user.email_verified {
-                // The values stay: their provenance does too.
-                let writer = Writer { source: ADMIN, at: OffsetDateTime::UNIX_EPOCH };
-                write_attributes(&tx, &schema, id.0, &user.attributes, true, writer).await?;
-            }
-            tx.commit().await.map_err(classify)?;
-            Ok(true)
+        let outcome = retry_transient(|| {
+            crate::metrics::transaction(async {
+                let tx = self.db.begin().await.map_err(classify)?;
+                let Some(user) = load_users(&tx, &schema, &[id.0]).await?.pop() else { return Ok(false) };
+                let normalized = |v: &str| schema.normalize(EMAIL, v);
+                let current = user.attributes.get(EMAIL).and_then(|v| v.single()).map(normalized);
+                if current != Some(normalized(address)) {
+                    return Ok(false);
+                }
+                if !user.email_verified {
+                    // The values stay: their provenance does too.
+                    let writer = Writer { source: ADMIN, at: OffsetDateTime::UNIX_EPOCH };
+                    write_attributes(&tx, &schema, id.0, &user.attributes, true, writer).await?;
+                }
+                tx.commit().await.map_err(classify)?;
+                Ok(true)
+            })
         })
         .await;
         match outcome {

@@ -120,6 +120,7 @@ async fn serve(database: &config::DatabaseArgs, args: &config::ServeArgs) -> any
         settings: Arc::new(ServerSettings::new(public_url.clone())),
         admin_token: Arc::new(admin_token),
         admin_failures: Arc::default(),
+        metrics: Some(jit_server::metrics::install().context("installing the metrics recorder")?),
     };
     let now = state.clock.now();
     jit_server::console::ensure_console_application(&store, &public_url, now)

@@ -239,6 +239,7 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
     pub async fn start(&self, request: ValidatedAuthorization) -> Result<(String, Next), SignInError> {
         let ValidatedAuthorization { application, context, fidp } = request;
         let application = &application;
+        metrics::counter!("jit_sign_ins_started_total", "application" => application.client_id.clone()).increment(1);
         let state = SignInState {
             authorization: context,
             step: 0,
@@ -420,20 +421,28 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
         let connection = self.connection(&pending.connection).await?;
         let client = self.idps.client(&connection, &self.settings.public_url)?;
         let now: SystemTime = self.clock.now().into();
-        let login = match client.finish(params, &pending.pending, now).await {
+        let called = std::time::Instant::now();
+        let finished = client.finish(params, &pending.pending, now).await;
+        metrics::histogram!("jit_idp_call_duration_seconds", "connection" => connection.name.to_string(), "call" => "finish")
+            .record(called.elapsed().as_secs_f64());
+        let login = match finished {
             Ok(login) => login,
             // The user said no at the IdP: the application asked, so it
             // gets the answer (OpenID Connect Core 3.1.2.6), not a page.
             Err(IdpError::IdpRefused { error, .. }) if error == "access_denied" => {
                 tracing::info!(event = "federated_sign_in_declined", connection = %connection.name, "declined at the IdP");
                 self.end(flow_id, &state).await?;
+                completed(&state.authorization.client_id, connection.name.as_str(), "declined");
                 return Ok(Next::Declined(DeclinedSignIn {
                     redirect_uri: state.authorization.redirect_uri,
                     state: state.authorization.state,
                     connection: connection.name.to_string(),
                 }));
             }
-            Err(source) => return Err(SignInError::Idp { connection: connection.name.to_string(), source }),
+            Err(source) => {
+                completed(&state.authorization.client_id, connection.name.as_str(), "idp_error");
+                return Err(SignInError::Idp { connection: connection.name.to_string(), source });
+            }
         };
         // The schema of now: an attribute declared a second ago maps.
         let schema = self.store.attribute_schema().await?;
@@ -446,12 +455,15 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
         };
         let outcome = provision(&*self.store, &connection.jit, &schema, &identity, self.clock.now()).await?;
         let subject = match outcome {
-            ProvisioningOutcome::PassThrough(identity) => SignedInSubject::PassThrough {
-                connection: identity.connection,
-                subject: identity.subject,
-                attributes: identity.attributes,
-                email_verified: identity.email_verified || connection.jit.trust_email,
-            },
+            ProvisioningOutcome::PassThrough(identity) => {
+                decided(&connection, "pass_through");
+                SignedInSubject::PassThrough {
+                    connection: identity.connection,
+                    subject: identity.subject,
+                    attributes: identity.attributes,
+                    email_verified: identity.email_verified || connection.jit.trust_email,
+                }
+            }
             ProvisioningOutcome::SignedIn { user, decision } => {
                 log_decision(&connection, &decision);
                 SignedInSubject::Local { user: user.id }
@@ -463,6 +475,14 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
                     reason = %refusal,
                     "federated sign-in refused"
                 );
+                decided(&connection, "refused");
+                metrics::counter!(
+                    "jit_provisioning_refusals_total",
+                    "connection" => connection.name.to_string(),
+                    "reason" => refusal.code()
+                )
+                .increment(1);
+                completed(&state.authorization.client_id, connection.name.as_str(), "refused");
                 return Err(SignInError::Refused(refusal));
             }
         };
@@ -647,6 +667,8 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
             return Err(SignInError::Concurrent);
         }
         let code = issue_code(&*self.store, &grant, self.clock.now() + self.settings.code_ttl).await?;
+        let connection = state.completed.iter().filter(|c| c.succeeded).map(CompletedStep::idp).next();
+        completed(&state.authorization.client_id, connection.as_deref().unwrap_or("LOCAL"), "success");
         Ok(Next::Complete(IssuedCode {
             redirect_uri: state.authorization.redirect_uri,
             code,
@@ -780,4 +802,23 @@ fn log_decision(connection: &Connection, decision: &Decision) {
         Decision::Refuse(_) => "refused",
     };
     tracing::info!(event = "provisioned", connection = %connection.name, decision = kind, "federated sign-in");
+    decided(connection, kind);
+}
+
+/// Counts a provisioning decision.
+fn decided(connection: &Connection, decision: &'static str) {
+    metrics::counter!("jit_provisioning_decisions_total", "connection" => connection.name.to_string(), "decision" => decision)
+        .increment(1);
+}
+
+/// Counts a sign-in that ended: `connection` is the first connection (or
+/// `LOCAL`) that identified the user.
+fn completed(application: &str, connection: &str, outcome: &'static str) {
+    metrics::counter!(
+        "jit_sign_ins_completed_total",
+        "application" => application.to_owned(),
+        "connection" => connection.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
 }

@@ -34,6 +34,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub use auth::FailureLimiter;
+pub(crate) use auth::require_admin_token;
 pub(crate) use error::ApiError;
 
 pub use crate::routes::API as API_PREFIX;
