@@ -95,11 +95,25 @@ impl Jit {
 }
 
 impl Drop for Jit {
+    /// Stops jit as an operator would (SIGTERM: in-flight requests finish,
+    /// and a profiler wrapping it, such as valgrind, writes its output),
+    /// killing it after [`STOP_GRACE`].
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// How long a stopping jit gets before it is killed.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Reads `stream` line by line on a thread, keeping the last lines in `tail`; signals
 /// `ready` at the first line announcing that jit listens.

@@ -99,6 +99,7 @@ mod client;
 mod config;
 mod error;
 mod http;
+pub mod jwk;
 mod oidc;
 
 pub use client::IdpClient;

@@ -6,9 +6,10 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
-    CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
@@ -24,6 +25,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{ClientAuthMethod, RelyingPartyConfig};
 use crate::error::{IdTokenError, IdpError};
 use crate::http::{TransportError, build_client, client_fn};
+use crate::jwk::AwsLcJsonWebKey;
 
 /// Allowed clock skew between us and the provider for `exp` and `iat`.
 const LEEWAY: TimeDelta = TimeDelta::seconds(60);
@@ -53,7 +55,24 @@ impl AdditionalClaims for OtherClaims {}
 type IdToken =
     openidconnect::IdToken<OtherClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 type IdTokenClaims = openidconnect::IdTokenClaims<OtherClaims, CoreGenderClaim>;
-type Verifier = IdTokenVerifier<'static, CoreJsonWebKey>;
+/// A provider's metadata with its keys as [`AwsLcJsonWebKey`]s.
+type ProviderMetadata = openidconnect::ProviderMetadata<
+    openidconnect::EmptyAdditionalProviderMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    AwsLcJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+/// A provider's key set.
+type JwkSet = JsonWebKeySet<AwsLcJsonWebKey>;
+type Verifier = IdTokenVerifier<'static, AwsLcJsonWebKey>;
 type Tokens = StandardTokenResponse<
     IdTokenFields<
         OtherClaims,
@@ -69,7 +88,7 @@ type Client = openidconnect::Client<
     CoreAuthDisplay,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,
-    CoreJsonWebKey,
+    AwsLcJsonWebKey,
     CoreAuthPrompt,
     StandardErrorResponse<CoreErrorResponseType>,
     Tokens,
@@ -187,7 +206,7 @@ struct Inner {
 
 #[derive(Clone)]
 struct Cached {
-    metadata: Arc<CoreProviderMetadata>,
+    metadata: Arc<ProviderMetadata>,
     fetched_at: Instant,
 }
 
@@ -355,14 +374,14 @@ impl OidcRelyingParty {
     }
 
     /// The cached discovery metadata (with its key set), fetched when missing or older than `metadata_ttl`.
-    async fn metadata(&self) -> Result<Arc<CoreProviderMetadata>, IdpError> {
+    async fn metadata(&self) -> Result<Arc<ProviderMetadata>, IdpError> {
         if let Some(cached) = self.cached()
             && cached.fetched_at.elapsed() < self.inner.config.metadata_ttl
         {
             return Ok(cached.metadata);
         }
         let http = client_fn(&self.inner.http, self.inner.config.timeout);
-        let metadata = CoreProviderMetadata::discover_async(self.inner.issuer.clone(), &http)
+        let metadata = ProviderMetadata::discover_async(self.inner.issuer.clone(), &http)
             .await
             .map_err(|e| self.map_discovery(e))?;
         let metadata = Arc::new(metadata);
@@ -372,7 +391,7 @@ impl OidcRelyingParty {
     }
 
     /// Fetches the key set again (key rotation) and caches it with the metadata it belongs to.
-    async fn refetch_jwks(&self, metadata: &CoreProviderMetadata) -> Result<Arc<CoreProviderMetadata>, IdpError> {
+    async fn refetch_jwks(&self, metadata: &ProviderMetadata) -> Result<Arc<ProviderMetadata>, IdpError> {
         let http = client_fn(&self.inner.http, self.inner.config.timeout);
         let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &http).await.map_err(|e| self.map_discovery(e))?;
         let fetched_at = self.cached().map_or_else(Instant::now, |c| c.fetched_at);
@@ -390,7 +409,7 @@ impl OidcRelyingParty {
         *self.inner.cache.write().unwrap_or_else(PoisonError::into_inner) = Some(cached);
     }
 
-    fn client(&self, metadata: &CoreProviderMetadata) -> Client {
+    fn client(&self, metadata: &ProviderMetadata) -> Client {
         let config = &self.inner.config;
         Client::from_provider_metadata(
             metadata.clone(),
@@ -405,7 +424,7 @@ impl OidcRelyingParty {
     }
 
     /// An ID token verifier over `jwks` whose clock is `now`.
-    fn verifier(&self, jwks: CoreJsonWebKeySet, now: DateTime<Utc>) -> Verifier {
+    fn verifier(&self, jwks: JwkSet, now: DateTime<Utc>) -> Verifier {
         let config = &self.inner.config;
         let client_id = ClientId::new(config.client_id.clone());
         let issuer = self.inner.issuer.clone();
@@ -431,7 +450,7 @@ impl OidcRelyingParty {
     async fn verify_id_token(
         &self,
         id_token: &IdToken,
-        metadata: Arc<CoreProviderMetadata>,
+        metadata: Arc<ProviderMetadata>,
         nonce: &str,
         now: DateTime<Utc>,
     ) -> Result<(IdTokenClaims, Verifier), IdpError> {
@@ -477,7 +496,7 @@ impl OidcRelyingParty {
         let Some(expected) = claims.access_token_hash() else { return Ok(()) };
         let alg = id_token.signing_alg().map_err(|_| IdTokenError::Unsigned)?;
         let actual = if is_hmac(alg) {
-            let key = CoreJsonWebKey::new_symmetric(Vec::new());
+            let key = AwsLcJsonWebKey::new_symmetric(Vec::new());
             AccessTokenHash::from_token(access_token, alg, &key)
         } else {
             let key = id_token.signing_key(verifier).map_err(|e| IdTokenError::BadSignature(e.to_string()))?;

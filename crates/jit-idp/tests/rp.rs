@@ -252,6 +252,14 @@ async fn bad_signature_is_rejected() {
 }
 
 #[tokio::test]
+async fn bad_rs256_signature_is_rejected() {
+    // RS256 is checked by aws-lc-rs (`jit_idp::jwk`), like ES256.
+    let setup = setup_with(TestIdpConfig { algorithm: KeyAlgorithm::Rs256, ..Default::default() }, |_| {}).await;
+    setup.idp.set_misbehaviour(Misbehaviour::BadSignature);
+    assert!(matches!(id_token_error(login(&setup).await), IdTokenError::BadSignature(_)));
+}
+
+#[tokio::test]
 async fn unsigned_token_is_rejected() {
     assert_eq!(id_token_error(login_when(Misbehaviour::AlgNone).await), IdTokenError::Unsigned);
 }

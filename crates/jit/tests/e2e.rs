@@ -50,6 +50,46 @@ async fn first_login_creates_the_user_and_the_application_gets_its_claims() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_sign_ins_decisions_and_database_work_for_the_admin_token_only() {
+    let world = World::start(jit("override_all"), alice(json!({})), step1()).await;
+    let url = format!("{}/metrics", world.jit_url);
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401, "metrics need the admin token");
+    let scrape = || async {
+        let response = client.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        response.text().await.unwrap()
+    };
+    let value = |text: &str, prefix: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let before = scrape().await;
+    World::app_claims(&world.federated_login("alice").await);
+    let after = scrape().await;
+    let client_id = &world.client_id;
+    assert_eq!(value(&after, &format!("jit_sign_ins_started_total{{application=\"{client_id}\"}}")), 1.0, "{after}");
+    let completed =
+        format!("jit_sign_ins_completed_total{{application=\"{client_id}\",connection=\"corp\",outcome=\"success\"}}");
+    assert_eq!(value(&after, &completed), 1.0, "{after}");
+    assert_eq!(value(&after, "jit_provisioning_decisions_total{connection=\"corp\",decision=\"created\"}"), 1.0);
+    assert!(value(&after, "jit_idp_call_duration_seconds_count{connection=\"corp\",call=\"finish\"}") >= 1.0);
+    assert!(
+        after.contains("jit_http_request_duration_seconds_bucket{route=\"/oauth2/token\",status=\"2xx\""),
+        "{after}"
+    );
+    let statements = value(&after, "jit_db_statements_total") - value(&before, "jit_db_statements_total");
+    let commits = value(&after, "jit_db_commits_total") - value(&before, "jit_db_commits_total");
+    assert!(
+        statements >= 10.0 && commits >= 3.0 && commits < statements,
+        "a login: {statements} statements, {commits} commits"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn returning_logins_sync_attributes_by_each_method() {
     let mut world = World::start(jit("override_all"), alice(json!({})), step1()).await;
     let cases = [
