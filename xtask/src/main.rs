@@ -33,10 +33,14 @@ Commands:
           JIT_TEST_MYSQL_URL are set; JIT_REQUIRE_BACKENDS=postgres,mysql
           makes a skipped backend an error
   bench   build jit in release and benchmark federated logins: N first and N
-          returning logins per concurrency level against a local test IdP,
-          on SQLite and on PostgreSQL (JIT_BENCH_POSTGRES_URL or
-          JIT_TEST_POSTGRES_URL; skipped when neither is set); prints
-          logins/s, p50/p99 latency and jit's CPU time per login. Options:
+          returning logins per concurrency level against node oidc-provider
+          (interop/; or --idp test for the in-process test IdP), on SQLite
+          and on PostgreSQL (JIT_BENCH_POSTGRES_URL or JIT_TEST_POSTGRES_URL;
+          skipped when neither is set); prints logins/s, p50/p99 latency,
+          jit's and the IdP's CPU time per login and their ratio, database
+          statements and commits per login (from jit's /metrics) and RSS.
+          Options:
+            --idp node|test        the external IdP (default node)
             --logins N             logins per phase (default 500)
             --concurrency 1,8,32   concurrency levels
             --backends sqlite,postgres

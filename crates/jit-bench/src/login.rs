@@ -51,7 +51,7 @@ pub fn client() -> Result<reqwest::Client> {
 
 /// One complete login with a fresh cookie jar. Fails on anything but an ID token for this
 /// login's nonce.
-pub async fn login(client: &reqwest::Client, target: &Target) -> Result<SignedIn> {
+pub async fn login(client: &reqwest::Client, target: &Target, subject: &str) -> Result<SignedIn> {
     let request = AuthorizationRequest::new(
         &target.jit_url,
         &target.client_id,
@@ -62,7 +62,7 @@ pub async fn login(client: &reqwest::Client, target: &Target) -> Result<SignedIn
     let AuthorizationRequest { url, state, nonce, verifier } = request;
     let url = Url::parse(&url).context("the authorization URL")?;
 
-    let callback = follow_to_application(client, target, url).await?;
+    let callback = follow_to_application(client, target, url, subject).await?;
     let param = |name: &str| callback.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned());
     if let Some(error) = param("error") {
         bail!("jit answered the application with {error}: {}", param("error_description").unwrap_or_default());
@@ -96,14 +96,20 @@ pub async fn login(client: &reqwest::Client, target: &Target) -> Result<SignedIn
 }
 
 /// Follows redirects from `url` until one points at the application's redirect URI, which
-/// it returns. Keeps jit's cookies for this login only.
-async fn follow_to_application(client: &reqwest::Client, target: &Target, mut url: Url) -> Result<Url> {
+/// it returns. Keeps jit's and the IdP's cookies for this login only (a fresh browser), and
+/// signs in as `subject` at an IdP that shows a login form (node `oidc-provider`).
+async fn follow_to_application(client: &reqwest::Client, target: &Target, mut url: Url, subject: &str) -> Result<Url> {
     let jit = Url::parse(&target.jit_url).context("jit's URL")?;
-    let mut cookies = CookieJar::default();
+    let (mut cookies, mut idp_cookies) = (CookieJar::default(), CookieJar::default());
+    let mut form: Option<Vec<(&str, &str)>> = None;
     for _ in 0..MAX_REDIRECTS {
         let at_jit = url.origin() == jit.origin();
-        let mut request = client.get(url.clone());
-        if let Some(header) = cookies.header().filter(|_| at_jit) {
+        let jar = if at_jit { &mut cookies } else { &mut idp_cookies };
+        let mut request = match form.take() {
+            Some(fields) => client.post(url.clone()).form(&fields),
+            None => client.get(url.clone()),
+        };
+        if let Some(header) = jar.header() {
             request = request.header(COOKIE, header);
         }
         let response = request
@@ -111,14 +117,21 @@ async fn follow_to_application(client: &reqwest::Client, target: &Target, mut ur
             .await
             .map_err(reqwest::Error::without_url)
             .with_context(|| format!("GET {}", without_query(&url)))?;
-        if at_jit {
-            for value in response.headers().get_all(SET_COOKIE) {
-                cookies.store(value.to_str().unwrap_or_default());
-            }
+        for value in response.headers().get_all(SET_COOKIE) {
+            jar.store(value.to_str().unwrap_or_default());
         }
         let status = response.status();
         if !status.is_redirection() {
             let body = response.text().await.unwrap_or_default();
+            // The IdP's login page: submit its form as the user would.
+            if !at_jit
+                && status.is_success()
+                && let Some(action) = login_form_action(&body)
+            {
+                url = url.join(&action).with_context(|| format!("bad form action {action:?}"))?;
+                form = Some(vec![("login", subject), ("password", "irrelevant")]);
+                continue;
+            }
             bail!("{} answered {status} instead of a redirect: {}", without_query(&url), excerpt(&body));
         }
         let location = response
@@ -133,6 +146,15 @@ async fn follow_to_application(client: &reqwest::Client, target: &Target, mut ur
         url = next;
     }
     bail!("more than {MAX_REDIRECTS} redirects, the last to {}", without_query(&url))
+}
+
+/// The `action` of a page's login form (`.../login`), if it has one.
+fn login_form_action(html: &str) -> Option<String> {
+    html.match_indices("action=\"").find_map(|(at, _)| {
+        let rest = &html[at + 8..];
+        let action = &rest[..rest.find('"')?];
+        action.ends_with("/login").then(|| action.replace("&amp;", "&"))
+    })
 }
 
 /// Cookies of one login at one site: name → value; attributes are ignored.

@@ -6,8 +6,11 @@
 //!
 //! Per backend (a fresh SQLite file; a fresh PostgreSQL database when
 //! `JIT_BENCH_POSTGRES_URL` or `JIT_TEST_POSTGRES_URL` names a server), it
-//! starts `jit serve` and an external OpenID provider in this process
-//! (`jit_testkit::TestIdp`, no UI), registers a connection and an
+//! starts `jit serve` and an external OpenID provider — by default node
+//! `oidc-provider` from `interop/`, which does a whole login of its own (its
+//! login form is filled in, one fresh browser per login) and whose CPU is
+//! measured beside jit's; with `--idp test`, `jit_testkit::TestIdp` in this
+//! process (no UI, to profile jit alone) — registers a connection and an
 //! application, warms up, and then for every concurrency level runs N *first*
 //! logins (new IdP subjects: jit creates their accounts just in time) and N
 //! *returning* logins (the same subjects: jit finds and syncs their accounts).
@@ -29,6 +32,7 @@
 
 mod cpu;
 mod database;
+mod idp;
 mod login;
 mod process;
 mod report;
@@ -48,6 +52,7 @@ use serde_json::json;
 
 use crate::cpu::CpuClock;
 use crate::database::{Backend, POSTGRES_URL_VARS, Scratch, postgres_url_from_env};
+use crate::idp::IdpKind;
 use crate::run::{PhaseResult, Plan};
 
 /// Benchmark of federated first and returning logins through jit.
@@ -71,6 +76,10 @@ struct Args {
     /// Unmeasured logins per backend before the first phase (fills caches and connection pools).
     #[arg(long, default_value_t = 50)]
     warmup: u32,
+    /// The external IdP: node oidc-provider from interop/ (its CPU is measured beside jit's), or
+    /// the in-process test IdP (no login page; to profile jit alone).
+    #[arg(long, value_enum, default_value_t = IdpKind::Node)]
+    idp: IdpKind,
     /// Evaluations of the seeds' script per measured sign-in step (0: skip).
     #[arg(long, default_value_t = 2000)]
     script_runs: u32,
@@ -115,7 +124,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
     if concurrency.is_empty() {
         bail!("--concurrency needs at least one level");
     }
-    let plan = Plan { jit, logins: args.logins as usize, concurrency, warmup: args.warmup as usize };
+    let plan = Plan { jit, logins: args.logins as usize, concurrency, warmup: args.warmup as usize, idp: args.idp };
     let explicit = args.backends.is_some();
     let mut backends: Vec<Backend> = Vec::new();
     for backend in args.backends.unwrap_or_else(|| vec![Backend::Sqlite, Backend::Postgres]) {
@@ -139,6 +148,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
         backends.iter().map(Backend::to_string).collect::<Vec<_>>().join(", ")
     );
     println!("jit: {}; {cores} CPU cores; CPU clock {} ticks/s", plan.jit.display(), cpu.ticks_per_second());
+    println!("external IdP: {}", plan.idp);
 
     let mut results: Vec<PhaseResult> = Vec::new();
     let mut skipped: Vec<Skipped> = Vec::new();
@@ -165,7 +175,8 @@ async fn bench(args: Args) -> Result<ExitCode> {
             eprintln!("[{backend}] server from {var}");
         }
         match run::run_backend(&plan, backend, &scratch, cpu, |result| results.push(result)).await {
-            Ok(counters) => idp_calls.push((backend, counters)),
+            Ok(Some(counters)) => idp_calls.push((backend, counters)),
+            Ok(None) => {}
             Err(error) => failures.push(format!("{backend}: {error:#}")),
         }
         if let Err(error) = scratch.remove().await {
@@ -182,7 +193,9 @@ async fn bench(args: Args) -> Result<ExitCode> {
     println!("  divided by the logins; jit cores: that CPU time / wall time.");
     println!("db CPU ms/login: the same for the PostgreSQL backends serving jit's database, when the server is");
     println!("  local ('-' for SQLite, whose work runs inside jit and counts as jit's CPU).");
-    println!("bench CPU ms/login: the same for this process (test IdP + load generator), which shares the machine.");
+    println!("IdP CPU ms/login: the same for node oidc-provider's process, doing its own whole login each time");
+    println!("  ('-' with the in-process test IdP); jit/IdP: jit's CPU per login over the IdP's.");
+    println!("bench CPU ms/login: the same for this process (load generator, and the test IdP when it is used).");
     for (backend, calls) in &idp_calls {
         println!(
             "{backend}: jit called the test IdP's discovery {} times, JWKS {}, authorize {}, token {}, userinfo {} \
@@ -213,6 +226,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
             "logins_per_phase": plan.logins,
             "concurrency": plan.concurrency,
             "warmup": plan.warmup,
+            "idp": plan.idp.to_string(),
             "cpu_cores": cores,
             "clock_ticks_per_second": cpu.ticks_per_second(),
             "skipped": skipped.iter().map(|s| json!({"backend": s.backend.to_string(), "reason": s.reason})).collect::<Vec<_>>(),

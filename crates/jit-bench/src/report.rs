@@ -8,7 +8,7 @@ use crate::run::PhaseResult;
 use crate::stats::ms;
 
 /// The table's columns: title and width.
-const COLUMNS: [(&str, usize); 16] = [
+const COLUMNS: [(&str, usize); 18] = [
     ("backend", 8),
     ("phase", 9),
     ("conc", 4),
@@ -19,6 +19,8 @@ const COLUMNS: [(&str, usize); 16] = [
     ("p99 ms", 7),
     ("jit CPU ms/login", 16),
     ("jit cores", 9),
+    ("IdP CPU ms/login", 16),
+    ("jit/IdP", 7),
     ("db CPU ms/login", 15),
     ("bench CPU ms/login", 18),
     ("stmts/login", 11),
@@ -49,6 +51,8 @@ pub fn table(results: &[PhaseResult]) -> String {
                 ms(stats.p99),
                 format!("{:.2}", stats.jit_cpu_ms_per_login()),
                 format!("{:.2}", stats.jit_cores()),
+                stats.idp_cpu_ms_per_login().map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
+                stats.jit_to_idp().map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}")),
                 stats.db_cpu_ms_per_login().map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
                 format!("{:.2}", stats.bench_cpu_ms_per_login()),
                 format!("{:.1}", per_login(result.db.statements, stats.logins)),
@@ -99,6 +103,8 @@ pub fn json(results: &[PhaseResult], context: Value) -> Value {
                 "jit_cpu_seconds": stats.jit_cpu.as_secs_f64(),
                 "jit_cpu_ms_per_login": stats.jit_cpu_ms_per_login(),
                 "jit_cores": stats.jit_cores(),
+                "idp_cpu_ms_per_login": stats.idp_cpu_ms_per_login(),
+                "jit_to_idp_cpu": stats.jit_to_idp(),
                 "db_cpu_seconds": stats.db_cpu.map(|cpu| cpu.as_secs_f64()),
                 "db_cpu_ms_per_login": stats.db_cpu_ms_per_login(),
                 "bench_cpu_seconds": stats.bench_cpu.as_secs_f64(),
@@ -133,7 +139,12 @@ mod tests {
                 vec![Duration::from_millis(10); 4],
                 errors,
                 Duration::from_secs(1),
-                CpuSpent { jit: Duration::from_millis(40), bench: Duration::from_millis(20), db: None },
+                CpuSpent {
+                    jit: Duration::from_millis(40),
+                    bench: Duration::from_millis(20),
+                    db: None,
+                    idp: Some(Duration::from_millis(80)),
+                },
             ),
             error_samples: vec!["boom".into(); errors],
             db: crate::scrape::DbCounters { statements: 40.0, writes: 12.0, commits: 8.0 },
@@ -170,5 +181,7 @@ mod tests {
         assert_eq!(value["results"][0]["db_statements_per_login"], 8.0, "per login attempted");
         assert_eq!(value["results"][0]["db_commits_per_login"], 1.6);
         assert_eq!(value["results"][0]["rss_mib"], 20.0);
+        assert_eq!(value["results"][0]["idp_cpu_ms_per_login"], 16.0);
+        assert_eq!(value["results"][0]["jit_to_idp_cpu"], 0.5);
     }
 }

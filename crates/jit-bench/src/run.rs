@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use jit_testkit::{Counters, TestIdp, TestIdpConfig};
+use jit_testkit::Counters;
 use serde_json::{Value, json};
 
 use crate::cpu::{CpuClock, spent_between};
 use crate::database::{Backend, Scratch};
+use crate::idp::{Idp, IdpKind};
 use crate::login::{self, SignedIn, Target};
 use crate::process::{ADMIN_TOKEN, Jit, free_port};
 use crate::scrape::{DbCounters, db_counters, rss_kib};
@@ -78,12 +79,14 @@ pub struct Plan {
     pub concurrency: Vec<usize>,
     /// Unmeasured logins first.
     pub warmup: usize,
+    /// The external IdP.
+    pub idp: IdpKind,
 }
 
 /// Everything one backend's run holds.
 struct Bench {
     jit: Jit,
-    idp: TestIdp,
+    idp: Idp,
     target: Arc<Target>,
     client: reqwest::Client,
     cpu: CpuClock,
@@ -93,15 +96,15 @@ struct Bench {
 
 /// Runs every phase on `backend` with the database `scratch`, printing progress on stderr.
 /// `on_result` gets each phase's figures as soon as they are measured. Returns how often
-/// jit called each endpoint of the IdP, warm-up included.
+/// jit called each endpoint of the IdP, warm-up included (the test IdP counts them).
 pub async fn run_backend(
     plan: &Plan,
     backend: Backend,
     scratch: &Scratch,
     cpu: CpuClock,
     mut on_result: impl FnMut(PhaseResult),
-) -> Result<Counters> {
-    let mut bench = Bench::start(&plan.jit, scratch, cpu).await?;
+) -> Result<Option<Counters>> {
+    let mut bench = Bench::start(&plan.jit, plan.idp, scratch, cpu).await?;
     eprintln!("[{backend}] jit (pid {}) at {} on {}", bench.jit.pid(), bench.jit.url, scratch.describe());
 
     if plan.warmup > 0 {
@@ -226,15 +229,11 @@ fn idp_claims(subject: &str) -> Value {
 
 impl Bench {
     /// The IdP, jit, the connection and the application.
-    async fn start(binary: &Path, scratch: &Scratch, cpu: CpuClock) -> Result<Self> {
+    async fn start(binary: &Path, kind: IdpKind, scratch: &Scratch, cpu: CpuClock) -> Result<Self> {
         let port = free_port()?;
         let jit_url = format!("http://127.0.0.1:{port}");
-        let idp = TestIdp::start(TestIdpConfig {
-            redirect_uri: format!("{jit_url}/federation/{CONNECTION}/callback"),
-            ..TestIdpConfig::default()
-        })
-        .await
-        .context("starting the test IdP")?;
+        let idp = Idp::start(kind, &jit_url, CONNECTION).await?;
+        let (idp_client_id, idp_client_secret) = idp.client();
         let (binary, database_url) = (binary.to_owned(), scratch.url().to_owned());
         let jit = tokio::task::spawn_blocking(move || Jit::start(&binary, port, &database_url))
             .await
@@ -247,8 +246,8 @@ impl Bench {
             "protocol": "oidc",
             "oidc": {
                 "issuer": idp.issuer(),
-                "client_id": idp.config().client_id,
-                "client_secret": idp.config().client_secret,
+                "client_id": idp_client_id,
+                "client_secret": idp_client_secret,
                 "scopes": ["openid", "profile", "email"],
             },
             "jit": {"enabled": true},
@@ -282,25 +281,30 @@ impl Bench {
     /// Signs each of `subjects` in once, `concurrency` at a time, measuring wall time and
     /// the CPU time of jit and of this process.
     async fn logins(&mut self, subjects: &[String], concurrency: usize) -> Result<Outcome> {
-        self.idp.clear_queued_users();
-        self.idp.queue_users(subjects.iter().map(|subject| (subject.clone(), idp_claims(subject))));
+        let users = subjects.iter().map(|subject| (subject.clone(), idp_claims(subject))).collect();
+        self.idp.set_users(&self.client, users).await?;
         let total = subjects.len();
+        let subjects: Arc<Vec<String>> = Arc::new(subjects.to_vec());
         let next = Arc::new(AtomicUsize::new(0));
 
         let db_before = self.db_processes.as_deref().map(|needle| self.cpu.processes_with(needle));
         let jit_before = self.cpu.process(self.jit.pid())?;
+        let idp_before = self.idp.pid().map(|pid| self.cpu.process(pid)).transpose()?;
         let bench_before = self.cpu.this_process()?;
         let started = Instant::now();
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency.clamp(1, total.max(1)) {
             let (client, target, next) = (self.client.clone(), self.target.clone(), next.clone());
+            let subjects = subjects.clone();
             workers.spawn(async move {
                 let mut latencies = Vec::new();
                 let mut signed_in = Vec::new();
                 let mut errors = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(subject) = subjects.get(index) else { break };
                     let start = Instant::now();
-                    match login::login(&client, &target).await {
+                    match login::login(&client, &target, subject).await {
                         Ok(who) => {
                             latencies.push(start.elapsed());
                             signed_in.push(who);
@@ -327,14 +331,16 @@ impl Bench {
         outcome.wall = started.elapsed();
         outcome.cpu.jit = self.cpu.process(self.jit.pid())?.saturating_sub(jit_before);
         outcome.cpu.bench = self.cpu.this_process()?.saturating_sub(bench_before);
+        if let (Some(pid), Some(before)) = (self.idp.pid(), idp_before) {
+            outcome.cpu.idp = Some(self.cpu.process(pid)?.saturating_sub(before));
+        }
         if let (Some(needle), Some(before)) = (self.db_processes.as_deref(), db_before) {
             let after = self.cpu.processes_with(needle);
             // None found: the server runs elsewhere (or its processes cannot be read).
             outcome.cpu.db = (!after.is_empty()).then(|| spent_between(&before, &after));
         }
 
-        // Logins that failed before reaching the IdP left their subjects queued.
-        self.idp.clear_queued_users();
+        self.idp.clear();
         Ok(outcome)
     }
 }

@@ -41,6 +41,8 @@ pub struct PhaseStats {
     /// CPU time the database server's processes serving jit spent during the phase, when
     /// they run apart from jit and can be seen (a local PostgreSQL).
     pub db_cpu: Option<Duration>,
+    /// CPU time the external IdP's process spent during the phase (node `oidc-provider`).
+    pub idp_cpu: Option<Duration>,
 }
 
 /// CPU time spent during a phase, by whom.
@@ -52,9 +54,22 @@ pub struct CpuSpent {
     pub bench: Duration,
     /// A separate database server's processes serving jit, when known.
     pub db: Option<Duration>,
+    /// The external IdP, when it runs in its own process (node `oidc-provider`).
+    pub idp: Option<Duration>,
 }
 
 impl PhaseStats {
+    /// The IdP's CPU time per login attempted, in milliseconds.
+    pub fn idp_cpu_ms_per_login(&self) -> Option<f64> {
+        self.idp_cpu.map(|cpu| per_login_ms(cpu, self.logins))
+    }
+
+    /// jit's CPU time per login over the IdP's.
+    pub fn jit_to_idp(&self) -> Option<f64> {
+        let idp = self.idp_cpu?.as_secs_f64();
+        (idp > 0.0).then(|| self.jit_cpu.as_secs_f64() / idp)
+    }
+
     /// Summarises a phase from the latencies of its successful logins.
     pub fn new(mut latencies: Vec<Duration>, errors: usize, wall: Duration, cpu: CpuSpent) -> Self {
         latencies.sort_unstable();
@@ -67,6 +82,7 @@ impl PhaseStats {
             jit_cpu: cpu.jit,
             bench_cpu: cpu.bench,
             db_cpu: cpu.db,
+            idp_cpu: cpu.idp,
         }
     }
 
@@ -148,6 +164,7 @@ mod tests {
             jit: Duration::from_millis(500),
             bench: Duration::from_millis(250),
             db: Some(Duration::from_millis(100)),
+            idp: None,
         };
         let stats = PhaseStats::new(millis([30, 10, 20, 40]), 1, Duration::from_secs(2), cpu);
         assert_eq!(stats.logins, 5);
