@@ -28,6 +28,9 @@ pub const COMMITS: &str = "jit_db_commits_total";
 /// Counts one statement (sea-orm's metric callback).
 pub(crate) fn observe(info: &sea_orm::metric::Info<'_>) {
     let write = is_write(&info.statement.sql);
+    // The SQL text only (values are bound apart): what a request costs,
+    // statement by statement, with RUST_LOG=jit_store::metrics=trace.
+    tracing::trace!(sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64, "statement");
     metrics::counter!(STATEMENTS, "kind" => if write { "write" } else { "read" }).increment(1);
     if write && TRANSACTION_WRITES.try_with(|writes| writes.set(writes.get() + 1)).is_err() {
         metrics::counter!(COMMITS).increment(1);

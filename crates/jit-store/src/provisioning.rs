@@ -4,7 +4,7 @@
 //! [`StoreError::Conflict`] so the caller decides again on fresh data.
 
 use async_trait::async_trait;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jit_domain::audit::AuditAction;
 use jit_domain::connection::ConnectionName;
@@ -46,10 +46,26 @@ impl ProvisioningStore for Store {
             Some(user) => load_users(&tx, &schema, &[user]).await?.pop(),
             None => None,
         };
-        let mut lookups = Lookups::default();
+        // The ids each key finds, then every user they name loaded at once
+        // (the associated one is loaded already): a returning user found by
+        // several keys is read once, not once per key.
+        let mut found_by_key = Vec::with_capacity(keys.len());
         for key in keys {
-            let ids = user_ids_by_value(&tx, key.attribute.as_str(), &key.normalized, LOOKUP_LIMIT).await?;
-            lookups.insert(key.clone(), load_users(&tx, &schema, &ids).await?);
+            found_by_key.push(user_ids_by_value(&tx, key.attribute.as_str(), &key.normalized, LOOKUP_LIMIT).await?);
+        }
+        let associated_id = associated.as_ref().map(|user| user.id.0);
+        let mut wanted: Vec<Uuid> =
+            found_by_key.iter().flatten().copied().filter(|id| Some(*id) != associated_id).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded: BTreeMap<Uuid, LocalUser> =
+            load_users(&tx, &schema, &wanted).await?.into_iter().map(|user| (user.id.0, user)).collect();
+        if let Some(user) = &associated {
+            loaded.insert(user.id.0, user.clone());
+        }
+        let mut lookups = Lookups::default();
+        for (key, ids) in keys.iter().zip(found_by_key) {
+            lookups.insert(key.clone(), ids.iter().filter_map(|id| loaded.get(id).cloned()).collect());
         }
         let found: Vec<Uuid> = lookups.users().map(|user| user.0).collect();
         if !found.is_empty() {

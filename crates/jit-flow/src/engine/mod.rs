@@ -260,10 +260,15 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
         };
         let mut state = state;
         self.enter_step(application, &mut state, first).await?;
-        self.save(&flow_id, &mut state).await?;
         let next = match fidp.as_deref() {
+            // Straight on to the IdP: the sign-in is stored once, with its
+            // federation already counted (one write, not an insert and an
+            // update).
             Some(connection) => self.federate_unchecked(&flow_id, &mut state, application, connection).await?,
-            None => Next::Continue { step: state.step + 1, new_flow_id: None },
+            None => {
+                self.save(&flow_id, &mut state).await?;
+                Next::Continue { step: state.step + 1, new_flow_id: None }
+            }
         };
         Ok((flow_id, next))
     }
