@@ -2,10 +2,11 @@
 //! request, and the CSRF token every form of the session carries.
 //!
 //! A session is a [`RecordKind::ConsoleSession`] record under the hash of
-//! its cookie (a database read gives no usable cookie), for at most
-//! [`SESSION_LIFETIME`]. Each request re-reads the user and their roles:
-//! an administrator whose `admin` role was revoked, or who was deleted,
-//! loses the console at their next click.
+//! its cookie (a database read gives no usable cookie). It ends after
+//! [`SESSION_IDLE`] without a request, and after [`SESSION_LIFETIME`]
+//! however active. Each request re-reads the user and their roles: an
+//! administrator whose `admin` role was revoked, or who was deleted, loses
+//! the console at their next click.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -25,6 +26,11 @@ use crate::AppState;
 
 /// How long a console session lasts, however active.
 pub const SESSION_LIFETIME: Duration = Duration::hours(8);
+/// How long a console session lasts without a request.
+pub const SESSION_IDLE: Duration = Duration::minutes(30);
+/// A request pushes the idle expiry back only when it is older than this
+/// (one write a minute at most, not one per click).
+const IDLE_GRANULARITY: Duration = Duration::minutes(1);
 /// Largest form body the console reads (a script is at most 64 KiB).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -33,14 +39,27 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 struct StoredSession {
     user: UserId,
     csrf: String,
+    /// When it began (the absolute lifetime counts from here).
+    #[serde(with = "time::serde::rfc3339")]
+    started: OffsetDateTime,
+    /// When its idle expiry was last pushed back.
+    #[serde(with = "time::serde::rfc3339")]
+    seen: OffsetDateTime,
+}
+
+impl StoredSession {
+    /// When it expires if nothing happens after `seen`.
+    fn expiry(&self) -> OffsetDateTime {
+        (self.seen + SESSION_IDLE).min(self.started + SESSION_LIFETIME)
+    }
 }
 
 /// Starts a session for `user`: the cookie to set.
 pub async fn start(state: &AppState, user: UserId, now: OffsetDateTime) -> Result<Cookie<'static>, ConsoleError> {
     let token = random_token()?;
-    let session = StoredSession { user, csrf: random_token()? };
+    let session = StoredSession { user, csrf: random_token()?, started: now, seen: now };
     let value = serde_json::to_value(&session).map_err(ConsoleError::internal)?;
-    state.store.insert_record(RecordKind::ConsoleSession, &stored_form(&token), &value, now + SESSION_LIFETIME).await?;
+    state.store.insert_record(RecordKind::ConsoleSession, &stored_form(&token), &value, session.expiry()).await?;
     Ok(cookie(state, &state.settings.console_cookie_name, token, SESSION_LIFETIME))
 }
 
@@ -93,12 +112,17 @@ impl Admin {
     pub async fn of(state: &AppState, jar: &CookieJar) -> Result<Self, ConsoleError> {
         let token = jar.get(&state.settings.console_cookie_name).ok_or(ConsoleError::SignIn)?;
         let key = stored_form(token.value());
-        let record = state
-            .store
-            .record(RecordKind::ConsoleSession, &key, state.clock.now())
-            .await?
-            .ok_or(ConsoleError::SignIn)?;
-        let session: StoredSession = serde_json::from_value(record.value).map_err(ConsoleError::internal)?;
+        let now = state.clock.now();
+        let record = state.store.record(RecordKind::ConsoleSession, &key, now).await?.ok_or(ConsoleError::SignIn)?;
+        let mut session: StoredSession = serde_json::from_value(record.value).map_err(ConsoleError::internal)?;
+        if now - session.seen >= IDLE_GRANULARITY {
+            // Still in use: the idle expiry moves on, never past the
+            // lifetime (of two requests doing it at once, one wins).
+            session.seen = now;
+            let value = serde_json::to_value(&session).map_err(ConsoleError::internal)?;
+            let expiry = session.expiry();
+            state.store.replace_record(RecordKind::ConsoleSession, &key, record.version, &value, expiry, now).await?;
+        }
         let user = state.store.user(session.user).await?.ok_or(ConsoleError::SignIn)?;
         if !is_administrator(state, user.id).await? {
             return Err(ConsoleError::NotAdministrator);
