@@ -73,6 +73,10 @@ struct Args {
     /// error when asked for explicitly]
     #[arg(long, value_delimiter = ',')]
     backends: Option<Vec<Backend>>,
+    /// Local users created in bulk before jit starts (not through logins): to see whether
+    /// provisioning costs grow with the number of users.
+    #[arg(long, default_value_t = 0)]
+    seed_users: usize,
     /// Unmeasured logins per backend before the first phase (fills caches and connection pools).
     #[arg(long, default_value_t = 50)]
     warmup: u32,
@@ -124,7 +128,14 @@ async fn bench(args: Args) -> Result<ExitCode> {
     if concurrency.is_empty() {
         bail!("--concurrency needs at least one level");
     }
-    let plan = Plan { jit, logins: args.logins as usize, concurrency, warmup: args.warmup as usize, idp: args.idp };
+    let plan = Plan {
+        jit,
+        logins: args.logins as usize,
+        concurrency,
+        warmup: args.warmup as usize,
+        idp: args.idp,
+        seed_users: args.seed_users,
+    };
     let explicit = args.backends.is_some();
     let mut backends: Vec<Backend> = Vec::new();
     for backend in args.backends.unwrap_or_else(|| vec![Backend::Sqlite, Backend::Postgres]) {
@@ -148,7 +159,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
         backends.iter().map(Backend::to_string).collect::<Vec<_>>().join(", ")
     );
     println!("jit: {}; {cores} CPU cores; CPU clock {} ticks/s", plan.jit.display(), cpu.ticks_per_second());
-    println!("external IdP: {}", plan.idp);
+    println!("external IdP: {}; {} users seeded before jit starts", plan.idp, plan.seed_users);
 
     let mut results: Vec<PhaseResult> = Vec::new();
     let mut skipped: Vec<Skipped> = Vec::new();
@@ -227,6 +238,7 @@ async fn bench(args: Args) -> Result<ExitCode> {
             "concurrency": plan.concurrency,
             "warmup": plan.warmup,
             "idp": plan.idp.to_string(),
+            "seed_users": plan.seed_users,
             "cpu_cores": cores,
             "clock_ticks_per_second": cpu.ticks_per_second(),
             "skipped": skipped.iter().map(|s| json!({"backend": s.backend.to_string(), "reason": s.reason})).collect::<Vec<_>>(),

@@ -81,6 +81,8 @@ pub struct Plan {
     pub warmup: usize,
     /// The external IdP.
     pub idp: IdpKind,
+    /// Local users created in bulk before jit starts.
+    pub seed_users: usize,
 }
 
 /// Everything one backend's run holds.
@@ -104,6 +106,11 @@ pub async fn run_backend(
     cpu: CpuClock,
     mut on_result: impl FnMut(PhaseResult),
 ) -> Result<Option<Counters>> {
+    if plan.seed_users > 0 {
+        let started = Instant::now();
+        seed(scratch.url(), plan.seed_users).await?;
+        eprintln!("[{backend}] {} users seeded in {:.1} s", plan.seed_users, started.elapsed().as_secs_f64());
+    }
     let mut bench = Bench::start(&plan.jit, plan.idp, scratch, cpu).await?;
     eprintln!("[{backend}] jit (pid {}) at {} on {}", bench.jit.pid(), bench.jit.url, scratch.describe());
 
@@ -343,6 +350,20 @@ impl Bench {
         self.idp.clear();
         Ok(outcome)
     }
+}
+
+/// Creates `count` users in jit's database before jit starts, with the secret key jit gets.
+async fn seed(database_url: &str, count: usize) -> Result<()> {
+    let sealing = jit_store::SealingKeys::from_encoded(&[jit_testkit::harness::SECRET_KEY])
+        .context("the benchmark's secret key")?;
+    let store = jit_store::Store::connect(database_url, jit_domain::schema::AttributeSchema::standard(), sealing)
+        .await
+        .context("opening the database to seed it")?;
+    store.migrate().await.context("migrating the database to seed it")?;
+    store.prepare_secrets().await.context("preparing the database's secrets")?;
+    store.seed_users("seeded-", count, time::OffsetDateTime::now_utc()).await.context("seeding users")?;
+    store.database().clone().close().await.context("closing the seeded database")?;
+    Ok(())
 }
 
 /// `POST <jit>/api/v1<path>` with the admin token; the answer's JSON.

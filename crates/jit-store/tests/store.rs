@@ -152,6 +152,20 @@ async fn create(db: &TestDb, username: &str, attributes: serde_json::Value, emai
 // Schema and plain CRUD
 
 #[tokio::test]
+async fn seeded_users_are_ordinary_users() {
+    let db = TestDb::new().await;
+    db.store.seed_users("seed-", 3, now()).await.unwrap();
+    let email = AttributeName::new("email").unwrap();
+    let found = db.store.find_users(&email, "SEED-2@seed.example", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].username.as_str(), "seed-2");
+    assert!(found[0].email_verified);
+    assert_eq!(found[0].attributes, attrs(json!({"email": "seed-2@seed.example", "given_name": "Seed"})));
+    assert_eq!(db.count("users").await, 3);
+    db.finish().await;
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent() {
     let db = TestDb::new().await;
     db.store.migrate().await.unwrap();
