@@ -2,9 +2,12 @@
 //!
 //! 1. `cargo build --release -p jit -p jit-bench` (`--locked` when
 //!    `Cargo.lock` exists);
-//! 2. runs `jit-bench --jit <target>/release/jit` with the remaining options
+//! 2. `npm ci` in `interop/` when its packages are missing (node
+//!    `oidc-provider` is the default IdP);
+//! 3. runs `jit-bench --jit <target>/release/jit` with the remaining options
 //!    passed through (`--logins N`, `--concurrency 1,8,32`,
-//!    `--backends sqlite,postgres`, `--warmup N`, `--json PATH`; see
+//!    `--backends sqlite,postgres`, `--idp node|test`, `--seed-users N`,
+//!    `--warmup N`, `--json PATH`; see
 //!    `crates/jit-bench`), and `JIT_BENCH_JSON=<target>/bench/federated.json`
 //!    unless that variable is set.
 //!
@@ -41,6 +44,18 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
         bail!("`cargo {}` failed ({status})", build.join(" "));
     }
 
+    // node oidc-provider, the default IdP, runs from interop/.
+    if !root.join("interop/node_modules").is_dir() {
+        println!("==> npm ci (in interop/)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(root.join("interop"))
+            .status()
+            .context("could not run `npm` (the default IdP, node oidc-provider, needs Node.js 20+ and npm)")?;
+        if !status.success() {
+            bail!("`npm ci` in interop/ failed ({status})");
+        }
+    }
     let release = target_dir(&root, env::var_os("CARGO_TARGET_DIR")).join("release");
     let (jit, bench) = (release.join(exe("jit")), release.join(exe("jit-bench")));
     for binary in [&jit, &bench] {

@@ -114,6 +114,7 @@ pub fn json(results: &[PhaseResult], context: Value) -> Value {
                 "db_commits_per_login": per_login(result.db.commits, stats.logins),
                 "rss_mib": result.rss_kib.map(|(now, _)| now as f64 / 1024.0),
                 "peak_rss_mib": result.rss_kib.map(|(_, peak)| peak as f64 / 1024.0),
+                "idle_rss_mib": result.idle_rss_kib.map(|idle| idle as f64 / 1024.0),
                 "error_samples": result.error_samples,
             })
         })
@@ -149,6 +150,7 @@ mod tests {
             error_samples: vec!["boom".into(); errors],
             db: crate::scrape::DbCounters { statements: 40.0, writes: 12.0, commits: 8.0 },
             rss_kib: Some((20480, 30720)),
+            idle_rss_kib: Some(10240),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct PhaseResult {
     pub db: DbCounters,
     /// jit's resident memory after the phase and at its peak so far, in KiB.
     pub rss_kib: Option<(u64, u64)>,
+    /// jit's resident memory once started, before any login, in KiB.
+    pub idle_rss_kib: Option<u64>,
 }
 
 /// What the run is asked to do.
@@ -113,6 +115,10 @@ pub async fn run_backend(
     }
     let mut bench = Bench::start(&plan.jit, plan.idp, scratch, cpu).await?;
     eprintln!("[{backend}] jit (pid {}) at {} on {}", bench.jit.pid(), bench.jit.url, scratch.describe());
+    let idle_rss_kib = rss_kib(bench.jit.pid()).map(|(now, _)| now);
+    if let Some(idle) = idle_rss_kib {
+        eprintln!("[{backend}] jit idle RSS: {:.1} MiB", idle as f64 / 1024.0);
+    }
 
     if plan.warmup > 0 {
         let level = plan.concurrency.iter().copied().max().unwrap_or(1);
@@ -146,6 +152,7 @@ pub async fn run_backend(
                 error_samples: outcome.errors.iter().take(ERROR_SAMPLES).cloned().collect(),
                 db,
                 rss_kib,
+                idle_rss_kib,
             };
             eprintln!(
                 "[{backend}] {:<9} c={concurrency:<3} {} logins, {} errors, {:.1} logins/s",
