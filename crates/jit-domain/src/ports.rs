@@ -322,6 +322,15 @@ pub trait MembershipStore: Send + Sync {
     async fn revoke_membership(&self, kind: MembershipKind, name: &str, user: UserId) -> Result<bool, StoreError>;
     /// A user's memberships, by name.
     async fn memberships(&self, kind: MembershipKind, user: UserId) -> Result<Vec<Membership>, StoreError>;
+    /// A user's groups and then roles, each by name (one query where the
+    /// store can).
+    async fn all_memberships(&self, user: UserId) -> Result<Vec<(MembershipKind, Membership)>, StoreError> {
+        let mut all = Vec::new();
+        for kind in [MembershipKind::Group, MembershipKind::Role] {
+            all.extend(self.memberships(kind, user).await?.into_iter().map(|membership| (kind, membership)));
+        }
+        Ok(all)
+    }
 }
 
 /// Applications.

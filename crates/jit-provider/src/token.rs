@@ -119,15 +119,16 @@ impl<S: ProviderStore + ?Sized> Provider<S> {
     async fn add_memberships(&self, user: &mut jit_domain::user::LocalUser) -> Result<(), OAuthError> {
         use jit_domain::attribute::{AttributeName, AttributeValue};
         use jit_domain::membership::MembershipKind;
+        let all = self.store.all_memberships(user.id).await.map_err(OAuthError::server_error)?;
         for kind in [MembershipKind::Group, MembershipKind::Role] {
-            let held = self.store.memberships(kind, user.id).await.map_err(OAuthError::server_error)?;
+            let held: Vec<_> = all.iter().filter(|(k, _)| *k == kind).map(|(_, membership)| membership).collect();
             if held.is_empty() {
                 continue;
             }
             let name = AttributeName::new(kind.plural()).map_err(OAuthError::server_error)?;
             let mut values: Vec<String> =
                 user.attributes.get(kind.plural()).map(|v| v.values().to_vec()).unwrap_or_default();
-            values.extend(held.into_iter().map(|membership| membership.name));
+            values.extend(held.into_iter().map(|membership| membership.name.clone()));
             values.sort();
             values.dedup();
             user.attributes.insert(name, AttributeValue::Multi(values));

@@ -135,6 +135,28 @@ impl MembershipStore for Store {
         Ok(deleted.rows_affected > 0)
     }
 
+    async fn all_memberships(&self, user: UserId) -> Result<Vec<(MembershipKind, Membership)>, StoreError> {
+        let rows = memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user.0))
+            .order_by_asc(memberships::Column::Kind)
+            .order_by_asc(memberships::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        rows.into_iter()
+            .map(|row| {
+                let kind = match row.kind.as_str() {
+                    "group" => MembershipKind::Group,
+                    "role" => MembershipKind::Role,
+                    other => return Err(StoreError::backend(format!("membership kind {other:?}"))),
+                };
+                let granted_by = Grant::try_from(row.granted_by)
+                    .map_err(|e| StoreError::backend(format!("membership of {:?}: {e}", row.name)))?;
+                Ok((kind, Membership { name: row.name, granted_by }))
+            })
+            .collect()
+    }
+
     async fn memberships(&self, kind: MembershipKind, user: UserId) -> Result<Vec<Membership>, StoreError> {
         let rows = memberships::Entity::find()
             .filter(memberships::Column::Kind.eq(kind.singular()))

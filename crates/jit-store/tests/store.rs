@@ -412,6 +412,14 @@ async fn groups_and_roles_keep_their_members_and_who_granted_them() {
         vec![Membership { name: "staff".into(), granted_by: Grant::Admin }]
     );
     assert_eq!(db.store.memberships(role, ann.id).await.unwrap()[0].granted_by, corp, "kinds are apart");
+    assert_eq!(
+        db.store.all_memberships(ann.id).await.unwrap(),
+        vec![
+            (group, Membership { name: "staff".into(), granted_by: Grant::Admin }),
+            (role, Membership { name: "staff".into(), granted_by: corp.clone() }),
+        ],
+        "groups, then roles, in one query"
+    );
     assert_eq!(db.store.collection(group, "staff").await.unwrap().unwrap().members, 1);
     let missing = db.store.grant_membership(group, "nobody", ann.id, &Grant::Admin, now()).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");

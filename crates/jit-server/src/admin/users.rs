@@ -347,8 +347,10 @@ async fn unlock(State(state): State<AppState>, Path(id): Path<String>) -> Result
 pub async fn view(state: &AppState, user: LocalUser) -> Result<UserView, ApiError> {
     let federated_identities = state.store.federated_links(user.id).await?;
     let totp_enrolled = state.store.totp(user.id).await?.is_some();
-    let groups = state.store.memberships(MembershipKind::Group, user.id).await?;
-    let roles = state.store.memberships(MembershipKind::Role, user.id).await?;
+    let (groups, roles): (Vec<_>, Vec<_>) =
+        state.store.all_memberships(user.id).await?.into_iter().partition(|(kind, _)| *kind == MembershipKind::Group);
+    let groups = groups.into_iter().map(|(_, membership)| membership).collect();
+    let roles = roles.into_iter().map(|(_, membership)| membership).collect();
     let provenance = state.store.provenance(user.id).await?;
     let locked_until = state.store.password_locked_until(user.id, state.clock.now()).await?;
     Ok(UserView {
