@@ -234,6 +234,13 @@ impl<S: EngineStore + ?Sized> SignInEngine<S> {
         self
     }
 
+    /// The client the engine's sign-ins use for `connection` (the same
+    /// settings, timeouts and cached discovery): for an administrator's
+    /// trial sign-in, which provisions nothing.
+    pub fn idp_client(&self, connection: &Connection) -> Result<Arc<dyn jit_idp::IdpClient>, SignInError> {
+        self.idps.client(connection, &self.settings.public_url)
+    }
+
     /// Starts a sign-in for a validated authorization request. With `fidp`,
     /// goes straight to that connection if step 1 offers it.
     pub async fn start(&self, request: ValidatedAuthorization) -> Result<(String, Next), SignInError> {

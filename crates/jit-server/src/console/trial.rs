@@ -16,8 +16,7 @@ use axum_extra::extract::CookieJar;
 use jit_domain::connection::Connection;
 use jit_domain::ports::{ExpiringRecordStore, RecordKind, StoreError};
 use jit_domain::user::UserId;
-use jit_flow::idps::{IdpRegistry, IdpSettings};
-use jit_idp::{CallbackParams, PendingAuthorization};
+use jit_idp::{CallbackParams, IdpClient, PendingAuthorization};
 use jit_primitives::secret::stored_form;
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -41,9 +40,10 @@ struct StoredTrial {
     pending: PendingAuthorization,
 }
 
-fn client(state: &AppState, connection: &Connection) -> Result<jit_idp::OidcRelyingParty, ConsoleError> {
-    IdpRegistry::new(IdpSettings::default())
-        .oidc_client(connection, &state.settings.public_url)
+fn client(state: &AppState, connection: &Connection) -> Result<std::sync::Arc<dyn IdpClient>, ConsoleError> {
+    state
+        .engine
+        .idp_client(connection)
         .map_err(|error| ConsoleError::Shown { status: StatusCode::BAD_GATEWAY, message: error.to_string() })
 }
 
@@ -55,7 +55,7 @@ pub async fn start(
 ) -> Result<Response, ConsoleError> {
     let connection = load(&state, &name).await?;
     let start = client(&state, &connection)?
-        .begin(&[])
+        .begin()
         .await
         .map_err(|error| ConsoleError::Shown { status: StatusCode::BAD_GATEWAY, message: error.to_string() })?;
     let trial = StoredTrial { connection: connection.name.to_string(), admin: admin.user.id, pending: start.pending };
