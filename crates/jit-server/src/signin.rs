@@ -121,7 +121,7 @@ pub async fn callback(
 ) -> Result<Response, PageError> {
     // An administrator's trial sign-in (the console's Test tab) never
     // reaches the engine.
-    if let Some(trial) = crate::console::trial::claim(&state, &params).await.map_err(PageError::internal)? {
+    if let Some(trial) = crate::console::trial::claim(&state, &jar, &params).await.map_err(PageError::internal)? {
         return Ok(crate::console::trial::callback(&state, &jar, &connection, trial, &params).await);
     }
     let cookie = jar.get(&state.settings.flow_cookie_name).map(|c| c.value().to_owned());

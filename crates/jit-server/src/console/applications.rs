@@ -17,7 +17,7 @@ use axum::routing::get;
 use jit_domain::application::Application;
 use jit_domain::connection::ConnectionName;
 use jit_domain::console::{check_console_deletion, is_console};
-use jit_domain::flow::{ConnectionFacts, SKIP_MFA_FOR_FEDERATED_SCRIPT, SignInFlow, Step, StepOption};
+use jit_domain::flow::{SKIP_MFA_FOR_FEDERATED_SCRIPT, SignInFlow, Step, StepOption};
 use jit_domain::ports::{ApplicationStore, ConnectionStore};
 use serde::Deserialize;
 
@@ -314,7 +314,7 @@ async fn save(
     }
     // The flow and the script first, so that their messages go next to them.
     let facts = connection_facts(&state, &edited.flow).await?;
-    if let Err(error) = edited.flow.validate(|n: &ConnectionName| facts.get(n).copied().map(|f: ConnectionFacts| f)) {
+    if let Err(error) = edited.flow.validate(|name: &ConnectionName| facts.get(name).copied()) {
         page.errors = FieldErrors::one("steps", format!("invalid sign-in flow: {error}"));
         return Ok(render(StatusCode::BAD_REQUEST, &page));
     }

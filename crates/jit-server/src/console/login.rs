@@ -48,7 +48,7 @@ struct LoginPage {
 
 /// `GET /console/login`: a signed-in administrator goes to the console;
 /// anyone else gets the page with the "Sign in" button.
-pub async fn page(State(_state): State<AppState>, admin: Result<Admin, ConsoleError>) -> Response {
+pub async fn page(admin: Result<Admin, ConsoleError>) -> Response {
     match admin {
         Ok(_) => Redirect::to(routes::CONSOLE).into_response(),
         Err(_) => render(axum::http::StatusCode::OK, &LoginPage { notice: None }),

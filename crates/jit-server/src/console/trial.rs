@@ -67,8 +67,17 @@ pub async fn start(
 }
 
 /// The trial `params` answer, if their `state` is a trial's (taken: a
-/// callback is used once); `None` for an ordinary sign-in.
-pub async fn claim(state: &AppState, params: &CallbackParams) -> Result<Option<serde_json::Value>, StoreError> {
+/// callback is used once); `None` for an ordinary sign-in. Only a browser
+/// with a console session can have started a trial: the callbacks of all
+/// other browsers cost no lookup.
+pub async fn claim(
+    state: &AppState,
+    jar: &CookieJar,
+    params: &CallbackParams,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    if jar.get(&state.settings.console_cookie_name).is_none() {
+        return Ok(None);
+    }
     let Some(sent) = params.state.as_deref() else { return Ok(None) };
     state.store.take_record(RecordKind::ConsoleTrial, &stored_form(sent), state.clock.now()).await
 }
