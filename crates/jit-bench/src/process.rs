@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -136,8 +135,7 @@ fn collect(stream: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>
     });
 }
 
-/// A free port on loopback (the OS picks it; it may be taken again before use, rarely).
+/// A free port on loopback, below the ephemeral range (see `jit_testkit::harness::free_port`).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr().context("finding a free port")?.port())
+    Ok(jit_testkit::harness::free_port())
 }

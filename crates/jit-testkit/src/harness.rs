@@ -87,9 +87,26 @@ impl Proc {
     }
 }
 
-/// A free port on loopback.
+/// A loopback port nobody listens on, for a process that will bind it
+/// soon. It is taken below the kernel's ephemeral range (32768 and up on
+/// Linux), so that the outgoing connections of the tests running meanwhile
+/// (each takes an ephemeral local port) cannot take it first, and from a
+/// process-wide sequence, so that two tests of one binary never get the
+/// same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let offset = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(FIRST + offset).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// The workspace's `interop/` folder (run `npm ci` there first).
